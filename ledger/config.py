@@ -1,0 +1,92 @@
+"""Typed settings read from the environment (and an optional `.env` file).
+
+Every setting has a name in the `LEDGER_` namespace; the database and the chain endpoint also
+accept the conventional `DATABASE_URL` and `RPC_URL` names.
+"""
+
+from functools import lru_cache
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: Categories that are never credited unless the operator changes the list.
+DEFAULT_SENSITIVE_CATEGORIES = ("banking", "health", "adult", "government")
+
+#: The fixed vocabulary of coarse session tags a collector may send.
+CATEGORY_VOCABULARY = (
+    "shopping",
+    "travel",
+    "productivity",
+    "social",
+    "news",
+    "education",
+    "entertainment",
+    "developer",
+    "search",
+    "email",
+    "banking",
+    "health",
+    "adult",
+    "government",
+)
+
+#: One token has 18 decimals, as an ERC-20 with the default `decimals()`.
+TOKEN_UNIT = 10**18
+
+
+class Settings(BaseSettings):
+    """Service configuration. Amounts are integers in token base units (18 decimals)."""
+
+    model_config = SettingsConfigDict(env_prefix="LEDGER_", env_file=".env", extra="ignore")
+
+    environment: str = Field(default="development", description="development, test or production")
+
+    database_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("LEDGER_DATABASE_URL", "DATABASE_URL"),
+        description="SQLAlchemy URL (postgresql+psycopg://...). Unset: embedded PostgreSQL.",
+    )
+    rpc_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("LEDGER_RPC_URL", "RPC_URL"),
+        description="EVM JSON-RPC endpoint. Unset: a local anvil started from node_modules.",
+    )
+    chain_id: int | None = Field(default=None, description="Expected chain id; checked at start.")
+    distributor_address: str | None = Field(default=None, description="RewardDistributor address.")
+    anchorer_private_key: SecretStr | None = Field(
+        default=None, description="Hex private key of the anchorer account."
+    )
+    anchorer_keystore: str | None = Field(default=None, description="Path of an encrypted keystore.")
+    anchorer_keystore_password: SecretStr | None = None
+
+    confirmations: int = Field(default=1, ge=0, description="Blocks on top of an anchor or claim.")
+    challenge_period_seconds: int = Field(default=0, ge=0)
+    emission_per_epoch: int = Field(
+        default=1_000_000 * TOKEN_UNIT, gt=0, description="Tokens per epoch, in base units."
+    )
+    epoch_duration_seconds: int = Field(default=86_400, gt=0)
+    scheduler_interval_seconds: float = Field(default=30.0, gt=0)
+
+    sensitive_categories: tuple[str, ...] = DEFAULT_SENSITIVE_CATEGORIES
+    max_clock_skew_seconds: int = Field(default=300, ge=0)
+    rate_limit_sessions_per_hour: int = Field(default=120, gt=0)
+    daily_points_cap: int = Field(default=30_000, gt=0)
+
+    collector_api_key: SecretStr | None = Field(
+        default=None, description="Bootstrap collector key, stored hashed at start."
+    )
+    auth_domain: str = Field(default="localhost", description="Domain expected in sign-in messages.")
+    auth_token_ttl_seconds: int = Field(default=3_600, gt=0)
+
+    @field_validator("sensitive_categories", mode="before")
+    @classmethod
+    def _split_categories(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """Return the process-wide settings, read once."""
+    return Settings()
