@@ -70,7 +70,6 @@ class Settings(BaseSettings):
     sensitive_categories: tuple[str, ...] = DEFAULT_SENSITIVE_CATEGORIES
     max_clock_skew_seconds: int = Field(default=300, ge=0)
     rate_limit_sessions_per_hour: int = Field(default=120, gt=0)
-    daily_points_cap: int = Field(default=30_000, gt=0)
 
     collector_api_key: SecretStr | None = Field(
         default=None, description="Bootstrap collector key, stored hashed at start."
