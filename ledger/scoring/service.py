@@ -1,0 +1,132 @@
+"""Scoring a session under the policy in force at its start, with the daily cap, and explaining it."""
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import select, text
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session as DbSession
+
+from ledger.errors import NotFound
+from ledger.models import DailyPoints, ScoringPolicy, Session
+from ledger.scoring.policy import ScoreBreakdown, ScoreInputs, apply_daily_cap, score_session
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Score:
+    """Points credited for a session, after the daily cap."""
+
+    points: int
+    raw_points: int
+    policy_version: int
+    inputs: ScoreInputs
+    breakdown: ScoreBreakdown
+    reason: str | None
+
+
+def policy_for(db: DbSession, started_at: datetime) -> ScoringPolicy:
+    """Return the newest policy in force at `started_at`.
+
+    Raises:
+        NotFound: when no policy was in force then (the migrations seed version 1).
+    """
+    policy = db.scalar(
+        select(ScoringPolicy)
+        .where(ScoringPolicy.effective_from <= started_at)
+        .order_by(ScoringPolicy.effective_from.desc(), ScoringPolicy.version.desc())
+        .limit(1)
+    )
+    if policy is None:
+        raise NotFound(f"no scoring policy was in force at {started_at.isoformat()}")
+    return policy
+
+
+def score_with_cap(
+    db: DbSession, *, contributor: str, started_at: datetime, inputs: ScoreInputs
+) -> Score:
+    """Score a session and take its points out of the contributor's daily allowance.
+
+    The caller must hold the contributor's advisory lock, which makes the read of the day's total
+    and its update one step.
+    """
+    policy = policy_for(db, started_at)
+    breakdown = score_session(policy.rules, inputs)
+    utc_day = started_at.astimezone(UTC).date()
+
+    points = breakdown.points
+    reason = breakdown.zero_reason
+    if points > 0:
+        db.execute(
+            insert(DailyPoints)
+            .values(contributor=contributor, day=utc_day, points=0)
+            .on_conflict_do_nothing()
+        )
+        already = db.scalar(
+            select(DailyPoints.points)
+            .where(DailyPoints.contributor == contributor, DailyPoints.day == utc_day)
+            .with_for_update()
+        )
+        points = apply_daily_cap(points, already_today=already or 0, cap=policy.rules["daily_cap_points"])
+        if points < breakdown.points:
+            reason = "daily_cap"
+        if points > 0:
+            db.execute(
+                text(
+                    "UPDATE daily_points SET points = points + :points "
+                    "WHERE contributor = :contributor AND day = :day"
+                ),
+                {"points": points, "contributor": contributor, "day": utc_day},
+            )
+    return Score(points, breakdown.points, policy.version, inputs, breakdown, reason)
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """A stored score next to the same score recomputed from its stored inputs."""
+
+    session_id: uuid.UUID
+    policy_version: int
+    stored_points: int
+    recomputed_points: int
+    capped: bool
+    steps: list[str]
+
+    @property
+    def matches(self) -> bool:
+        """True when recomputing gives the stored points (or the cap explains the difference)."""
+        if self.capped:
+            return self.stored_points <= self.recomputed_points
+        return self.stored_points == self.recomputed_points
+
+
+def explain_score(db: DbSession, session_id: uuid.UUID) -> Explanation:
+    """Recompute a stored score step by step from its stored inputs and policy version.
+
+    Raises:
+        NotFound: when the session does not exist or was never scored.
+    """
+    session = db.get(Session, session_id)
+    if session is None or session.policy_version is None or session.score_inputs is None:
+        raise NotFound(f"session {session_id} has no stored score to explain", code="session_not_found")
+    policy = db.get(ScoringPolicy, session.policy_version)
+    assert policy is not None
+    breakdown = score_session(policy.rules, ScoreInputs.from_json(session.score_inputs))
+    capped = session.reason == "daily_cap"
+    steps = list(breakdown.steps)
+    if capped:
+        steps.append(
+            f"daily cap of {policy.rules['daily_cap_points']} points reached: "
+            f"{session.points} of {breakdown.points} points credited"
+        )
+    return Explanation(
+        session_id=session_id,
+        policy_version=policy.version,
+        stored_points=session.points or 0,
+        recomputed_points=breakdown.points,
+        capped=capped,
+        steps=steps,
+    )
