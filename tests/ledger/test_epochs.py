@@ -1,0 +1,115 @@
+"""Epoch close, exact allocation, trees and withdrawals against PostgreSQL."""
+
+from datetime import timedelta
+
+import pytest
+
+from ledger.epochs.allocation import allocate
+from ledger.epochs.build import build_epoch, compute_entitlements, epoch_tree_dump
+from ledger.epochs.service import close_epoch, ensure_open_epoch
+from ledger.intake.service import submit_sessions
+from ledger.intake.withdrawal import withdraw_session
+from ledger.journal.service import balance_of, check_journal
+from ledger.merkle import StandardMerkleTree, verify
+from ledger.models import Allocation, EntitlementDebit, EpochStatus, MerkleLeaf
+from tests.ledger.factories import new_address, submission
+
+
+def test_allocation_sums_to_emission_with_ties_to_lower_address():
+    low, high = "0x" + "0" * 39 + "1", "0x" + "f" * 40
+    shares = allocate(10, {high: 1, low: 1, "0x" + "8" * 40: 1})
+
+    assert sum(shares.values()) == 10
+    assert shares[low] == 4
+    assert shares[high] == 3
+
+
+def test_allocation_empty_when_no_points():
+    assert allocate(10**24, {}) == {}
+
+
+def test_entitlement_never_below_claimed():
+    rows = compute_entitlements({"a": (100, 0)}, {}, {"a": 60}, {"a": 90})
+
+    assert rows[0].cumulative_amount == 90
+    assert rows[0].debt == 50
+
+
+@pytest.fixture
+def scored_epoch(db, settings, now):
+    ensure_open_epoch(db, settings=settings, now=now - timedelta(hours=2))
+    contributors = [new_address() for _ in range(3)]
+    items = [submission(c, now - timedelta(hours=1), clicks=100 * (i + 1)) for i, c in enumerate(contributors)]
+    results = submit_sessions(db, items, settings=settings, now=now)
+    return contributors, items, results
+
+
+def test_close_allocates_emission_exactly(db, settings, now, scored_epoch):
+    contributors, _, _ = scored_epoch
+
+    epoch = close_epoch(db, settings=settings, now=now)
+
+    assert epoch.status == EpochStatus.CLOSED
+    rows = db.query(Allocation).filter_by(epoch=epoch.number).all()
+    assert {row.contributor for row in rows} == set(contributors)
+    assert sum(row.tokens for row in rows) == settings.emission_per_epoch
+
+
+def test_close_not_due_returns_none(db, settings, now, scored_epoch):
+    assert close_epoch(db, settings=settings, now=now - timedelta(hours=1, minutes=30)) is None
+
+
+def test_empty_epoch_rolls_emission_over(db, settings, now):
+    ensure_open_epoch(db, settings=settings, now=now - timedelta(hours=2))
+    closed = close_epoch(db, settings=settings, now=now)
+    following = close_epoch(db, settings=settings, now=now + timedelta(hours=2))
+
+    assert closed.allocated == 0
+    assert following.emission == 2 * settings.emission_per_epoch
+
+
+def test_build_stores_verifiable_proofs(db, settings, now, scored_epoch):
+    epoch = close_epoch(db, settings=settings, now=now)
+
+    built = build_epoch(db, epoch.number)
+
+    assert built.status == EpochStatus.BUILT
+    assert built.total_entitled == settings.emission_per_epoch
+    leaves = db.query(MerkleLeaf).filter_by(epoch=epoch.number).all()
+    assert len(leaves) == 6
+    for leaf in leaves:
+        root = built.claims_root if leaf.kind == "claims" else built.contributions_root
+        encoding = ["address", "uint256"] if leaf.kind == "claims" else ["bytes32", "bytes32", "address", "uint256"]
+        assert verify(root, encoding, leaf.value, leaf.proof)
+
+
+def test_withdraw_before_close_reverses_points(db, settings, now, scored_epoch):
+    contributors, items, _ = scored_epoch
+
+    withdraw_session(db, session_id=items[0].session_id, contributor=contributors[0], now=now)
+
+    assert balance_of(db, contributors[0]) == 0
+    assert check_journal(db).ok
+    epoch = close_epoch(db, settings=settings, now=now)
+    assert contributors[0] not in {row.contributor for row in db.query(Allocation).filter_by(epoch=epoch.number)}
+
+
+def test_withdraw_after_close_debits_next_tree(db, settings, now, scored_epoch):
+    contributors, items, _ = scored_epoch
+    first = close_epoch(db, settings=settings, now=now)
+    build_epoch(db, first.number)
+    earned = db.query(Allocation).filter_by(epoch=first.number, contributor=contributors[0]).one().tokens
+
+    withdraw_session(db, session_id=items[0].session_id, contributor=contributors[0], now=now)
+    second = close_epoch(db, settings=settings, now=now + timedelta(hours=2))
+    built = build_epoch(db, second.number)
+
+    tree = StandardMerkleTree.load(epoch_tree_dump(db, second.number, "claims"))
+    amounts = {value[0]: int(value[1]) for _, value in tree.entries()}
+    assert earned > 0
+    assert contributors[0] not in amounts
+    debit = db.query(EntitlementDebit).filter_by(session_id=items[0].session_id).one()
+    assert debit.tokens in (earned, earned - 1)
+    assert debit.applied_epoch == second.number
+    # The second epoch earned nothing, so its emission rolled over and only the first counts.
+    assert built.total_entitled == settings.emission_per_epoch - debit.tokens
