@@ -52,7 +52,9 @@ class Settings(BaseSettings):
         description="EVM JSON-RPC endpoint. Unset: a local anvil started from node_modules.",
     )
     chain_id: int | None = Field(default=None, description="Expected chain id; checked at start.")
-    distributor_address: str | None = Field(default=None, description="RewardDistributor address.")
+    deployment_file: str | None = Field(
+        default=None, description="JSON record of the deployed contracts, written by `ledger contracts deploy`."
+    )
     anchorer_private_key: SecretStr | None = Field(
         default=None, description="Hex private key of the anchorer account."
     )
