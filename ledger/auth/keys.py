@@ -32,7 +32,7 @@ class Scope(StrEnum):
 
     #: Submit sessions, as a trusted collector.
     sessions_write = "sessions_write"
-    #: Operate the service: close epochs, manage keys.
+    #: Administer the service, for example close an epoch.
     admin = "admin"
 
 
@@ -89,11 +89,11 @@ def parse_api_key(key: str, *, prefix: str = DEFAULT_KEY_PREFIX) -> tuple[str, s
         raise InvalidApiKey(f"malformed API key: wrong prefix, {expected_form}")
     if not re.fullmatch(rf"[0-9a-f]{{{2 * _KEY_ID_BYTES}}}", key_id):
         raise InvalidApiKey(
-            f"malformed API key: the key id must be {2 * _KEY_ID_BYTES} lowercase hexadecimal digits"
+            f"malformed API key: the key id must be {2 * _KEY_ID_BYTES} lowercase hex digits"
         )
     if not re.fullmatch(rf"[0-9a-f]{{{2 * _SECRET_BYTES}}}", secret):
         raise InvalidApiKey(
-            f"malformed API key: the secret must be {2 * _SECRET_BYTES} lowercase hexadecimal digits"
+            f"malformed API key: the secret must be {2 * _SECRET_BYTES} lowercase hex digits"
         )
     return key_id, secret
 

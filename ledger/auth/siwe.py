@@ -4,8 +4,8 @@ The message layout follows the ABNF of EIP-4361 (ERC-4361, with the optional `sc
 before the domain). Signatures are checked as EIP-191 `personal_sign` signatures of externally
 owned accounts. Contract wallets (EIP-1271) are not supported.
 
-The one-time use of the nonce is not checked here: the caller looks up `SiweMessage.nonce` in the
-database and consumes it in the same transaction that opens the session.
+The one-time use of the nonce is not checked here, so the caller must look up `SiweMessage.nonce`
+in the database and consume it in the same transaction that opens the session.
 """
 
 from __future__ import annotations
@@ -28,13 +28,13 @@ from eth_utils.exceptions import ValidationError as EthValidationError
 
 
 class SiweError(Exception):
-    """Base of every sign-in failure. `code` is a stable machine-readable error code."""
+    """Base class of every sign-in failure, with a stable machine-readable error `code`."""
 
     code: ClassVar[str] = "siwe_error"
 
 
 class InvalidSiweMessage(SiweError):
-    """A message that does not follow the EIP-4361 layout, or a field with an invalid value.
+    """Message that does not follow the EIP-4361 layout, or has a field with an invalid value.
 
     `field` is the EIP-4361 field name (for example `address` or `issued-at`) or `message` for a
     layout error. `line` is the 1-based line number when the error comes from parsing text.
@@ -51,31 +51,31 @@ class InvalidSiweMessage(SiweError):
 
 
 class SiweBadSignature(SiweError):
-    """The signature is malformed or was not made by the message's address."""
+    """Signature that is malformed or was not made by the message's address."""
 
     code = "siwe_bad_signature"
 
 
 class SiweDomainMismatch(SiweError):
-    """The message was made for another domain than this service's."""
+    """Message made for another domain than the expected one."""
 
     code = "siwe_domain_mismatch"
 
 
 class SiweChainMismatch(SiweError):
-    """The message is bound to another chain id than this service's."""
+    """Message bound to another chain id than the expected one."""
 
     code = "siwe_chain_mismatch"
 
 
 class SiweExpired(SiweError):
-    """The message's expiration time has passed."""
+    """Message whose expiration time has passed."""
 
     code = "siwe_expired"
 
 
 class SiweNotYetValid(SiweError):
-    """The message's not-before time is still in the future."""
+    """Message whose not-before time is still in the future."""
 
     code = "siwe_not_yet_valid"
 
@@ -258,8 +258,8 @@ class SiweMessage:
         if not is_checksum_address(self.address):
             raise InvalidSiweMessage(
                 "address",
-                f"{self.address!r} is not an EIP-55 checksummed address; "
-                f"the checksummed form is {to_checksum_address(self.address)}",
+                f"{self.address!r} is not an EIP-55 checksummed address, "
+                f"expected {to_checksum_address(self.address)}",
             )
 
         if self.statement is not None and not _STATEMENT_RE.fullmatch(self.statement):
@@ -271,7 +271,8 @@ class SiweMessage:
         _check_uri("uri", self.uri)
         if self.version != "1":
             raise InvalidSiweMessage("version", f"{self.version!r} is not supported, expected '1'")
-        if isinstance(self.chain_id, bool) or not isinstance(self.chain_id, int) or self.chain_id < 0:
+        chain_id_is_int = isinstance(self.chain_id, int) and not isinstance(self.chain_id, bool)
+        if not chain_id_is_int or self.chain_id < 0:
             raise InvalidSiweMessage("chain-id", f"{self.chain_id!r} is not a non-negative integer")
         if not _NONCE_RE.fullmatch(self.nonce):
             raise InvalidSiweMessage(
@@ -339,7 +340,7 @@ class SiweMessage:
 
 
 class _LineReader:
-    """Walks the lines of a message and raises errors that name the 1-based line number."""
+    """Cursor over the lines of a message. Its errors carry the 1-based line number."""
 
     def __init__(self, lines: list[str]) -> None:
         self.lines = lines
@@ -517,7 +518,8 @@ def _parse_optional_lines(
         if position is None:
             raise reader.error(
                 "message",
-                f"unexpected line {line!r}; after 'Issued At' only these may follow, in order: "
+                f"unexpected line {line!r}. After 'Issued At' only these lines may follow, in "
+                "this order: "
                 + ", ".join(repr(label.strip()) for label in _OPTIONAL_LABELS),
             )
         label = _OPTIONAL_LABELS[position]
@@ -590,12 +592,16 @@ def verify(
 
     message = parse(message_text)
 
-    match = _SIGNATURE_RE.fullmatch(signature_hex.strip()) if isinstance(signature_hex, str) else None
+    match = None
+    if isinstance(signature_hex, str):
+        match = _SIGNATURE_RE.fullmatch(signature_hex.strip())
     if match is None:
         raise SiweBadSignature("the signature must be 65 bytes in hexadecimal (130 digits)")
     signature = bytes.fromhex(match.group(1))
     if signature[64] not in (0, 1, 27, 28):
-        raise SiweBadSignature(f"the signature's recovery id v={signature[64]} is not 0, 1, 27 or 28")
+        raise SiweBadSignature(
+            f"the signature's recovery id v={signature[64]} is not 0, 1, 27 or 28"
+        )
     try:
         signer = Account.recover_message(encode_defunct(text=message_text), signature=signature)
     except (BadSignature, EthValidationError, ValueError) as error:

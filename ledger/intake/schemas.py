@@ -95,7 +95,7 @@ class SessionResult(BaseModel):
     """Outcome of one submitted session."""
 
     session_id: uuid.UUID | None
-    status: Literal["accepted", "scored", "rejected", "withdrawn", "invalid"]
+    status: Literal["accepted", "scored", "rejected", "withdrawn", "invalid", "conflict"]
     reason: str | None = Field(
         default=None,
         description="Rejection reason code, `daily_cap` or a zero-score reason; null when none.",

@@ -25,7 +25,7 @@ from typing import Any
 
 import eth_abi
 from eth_abi.exceptions import ABITypeError, EncodingError, ParseError
-from eth_abi.grammar import ABIType, BasicType, TupleType, normalize, parse
+from eth_abi.grammar import ABIType, BasicType, TupleType, parse
 from sha3 import keccak_256
 
 from ledger.merkle.errors import InvalidLeafEncoding, InvalidLeafValue
@@ -38,6 +38,8 @@ _HEX_PATTERN = re.compile(r"0x(?:[0-9a-fA-F]{2})*")
 # 2**256 has 78 decimal digits. The bound also keeps int() away from its 4300-digit limit.
 _UNSIGNED_DECIMAL_PATTERN = re.compile(r"[0-9]{1,78}")
 _SIGNED_DECIMAL_PATTERN = re.compile(r"-?[0-9]{1,78}")
+# `uint` and `int` without a size mean 256 bits, in Solidity and in @metamask/abi-utils.
+_INTEGER_ALIAS_PATTERN = re.compile(r"\b(u?int)(?![0-9])")
 
 # EIP-55 upper-cases the hex letter at position i when nibble i of keccak256(lower-case hex) is
 # 8 or more. These tables turn that rule into whole-string operations (see to_checksum_address).
@@ -279,11 +281,15 @@ def _build_codec(abi_type: ABIType) -> _Codec:
     )
 
 
+def _expand_integer_aliases(type_str: str) -> str:
+    return _INTEGER_ALIAS_PATTERN.sub(r"\g<1>256", type_str)
+
+
 def _parse_type(type_str: Any) -> tuple[ABIType, _Codec]:
     if not isinstance(type_str, str):
         raise InvalidLeafEncoding(f"an ABI type must be a string, got {type(type_str).__name__}")
     try:
-        abi_type = parse(type_str)
+        abi_type = parse(_expand_integer_aliases(type_str))
         abi_type.validate()
     except (ParseError, ABITypeError) as error:
         raise InvalidLeafEncoding(f"invalid ABI type {type_str!r}: {error}") from None
@@ -306,7 +312,7 @@ class LeafEncoding:
         parsed = [_parse_type(type_str) for type_str in types]
         self.types: tuple[str, ...] = tuple(types)
         self._codecs = [codec for _, codec in parsed]
-        self._eth_abi_types = [normalize(type_str) for type_str in self.types]
+        self._eth_abi_types = [abi_type.to_type_str() for abi_type, _ in parsed]
         #: True when every position encodes to one 32-byte word, so encoding skips eth_abi.
         self.word_sized = all(codec.word_sized for codec in self._codecs)
         #: True when canonical values are flat lists of immutable items.

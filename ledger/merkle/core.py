@@ -106,16 +106,19 @@ def process_proof(leaf: bytes, proof: Sequence[bytes]) -> bytes:
 
 
 def find_invalid_node(tree: Sequence[bytes]) -> int | None:
-    """Return the index of the first node that breaks the tree's structure, or None.
+    """Return the index of a node that breaks the tree's structure, or None if there is none.
 
     A node is invalid when it is not 32 bytes, when it has a left child but no right child
-    (an even-sized list), or when it differs from the hash of its two children. An empty
-    list has no valid root, so it reports index 0.
+    (an even-sized list), or when it differs from the hash of its two children. Nodes are
+    checked from the end of the list towards the root, so when one internal node was replaced,
+    that node is the one reported rather than its ancestors. An empty list has no root, so it
+    reports index 0.
     """
     size = len(tree)
     if size == 0:
         return 0
-    for index, node in enumerate(tree):
+    for index in range(size - 1, -1, -1):
+        node = tree[index]
         if not isinstance(node, bytes) or len(node) != 32:
             return index
         left = 2 * index + 1

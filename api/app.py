@@ -1,0 +1,65 @@
+"""Application factory: routers under /v1, JSON errors, request ids and metrics."""
+
+import logging
+import uuid
+from pathlib import Path
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import FileResponse
+from sqlalchemy.orm import Session as DbSession
+from sqlalchemy.orm import sessionmaker
+
+from api import auth, claims, contributors, epochs, health, sessions
+from api.deps import AppState
+from api.errors import install_error_handlers
+from api.metrics import MetricsMiddleware
+from ledger import __version__
+from ledger.chain.client import ChainContext
+from ledger.config import Settings
+from ledger.logs import request_id
+
+logger = logging.getLogger(__name__)
+
+WEB_DIR = Path(__file__).resolve().parent / "web"
+
+
+def create_app(settings: Settings, factory: sessionmaker[DbSession], chain: ChainContext | None) -> FastAPI:
+    """Build the API over an existing session factory and, if configured, a chain connection."""
+    app = FastAPI(
+        title="Contributor Ledger",
+        version=__version__,
+        description=(
+            "Scores contributed browsing sessions, keeps points in PostgreSQL and settles "
+            "ownership tokens through Merkle roots anchored on an EVM chain. Token amounts are "
+            "decimal strings of base units (18 decimals)."
+        ),
+    )
+    app.state.ledger = AppState(settings=settings, factory=factory, chain=chain)
+    install_error_handlers(app)
+    app.add_middleware(MetricsMiddleware)
+
+    @app.middleware("http")
+    async def _request_id(request: Request, call_next):  # type: ignore[no-untyped-def]
+        incoming = request.headers.get("x-request-id", "")
+        current = incoming if 0 < len(incoming) <= 64 and incoming.isascii() and incoming.isprintable() else uuid.uuid4().hex
+        token = request_id.set(current)
+        try:
+            response = await call_next(request)
+        finally:
+            request_id.reset(token)
+        response.headers["x-request-id"] = current
+        return response
+
+    v1 = APIRouter(prefix="/v1")
+    for module in (sessions, auth, contributors, claims, epochs):
+        v1.include_router(module.router)
+    app.include_router(v1)
+    app.include_router(health.router)
+
+    if (WEB_DIR / "index.html").exists():
+
+        @app.get("/", include_in_schema=False)
+        def _index() -> FileResponse:
+            return FileResponse(WEB_DIR / "index.html")
+
+    return app

@@ -1,0 +1,73 @@
+"""Request dependencies: the database session, settings, the chain and credentials."""
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+from sqlalchemy.orm import Session as DbSession
+from sqlalchemy.orm import sessionmaker
+
+from ledger.auth.keys import Scope
+from ledger.auth.service import authenticate_api_key, authenticate_token
+from ledger.chain.client import ChainContext
+from ledger.config import Settings
+
+
+@dataclass
+class AppState:
+    """What every request may need, created once when the app starts."""
+
+    settings: Settings
+    factory: sessionmaker[DbSession]
+    chain: ChainContext | None
+
+
+def get_state(request: Request) -> AppState:
+    """Return the application state set by `create_app`."""
+    return request.app.state.ledger
+
+
+def get_db(state: Annotated[AppState, Depends(get_state)]) -> Iterator[DbSession]:
+    """Yield a session; commit when the endpoint returns, roll back when it raises."""
+    with state.factory() as db:
+        try:
+            yield db
+            db.commit()
+        except BaseException:
+            db.rollback()
+            raise
+
+
+def utc_now() -> datetime:
+    """Return the current time; a dependency so tests can pin it."""
+    return datetime.now(tz=UTC)
+
+
+StateDep = Annotated[AppState, Depends(get_state)]
+DbDep = Annotated[DbSession, Depends(get_db)]
+NowDep = Annotated[datetime, Depends(utc_now)]
+
+
+def require_collector(db: DbDep, x_api_key: Annotated[str | None, Header()] = None) -> str:
+    """Authenticate a collector by its API key; return the key id."""
+    return authenticate_api_key(db, x_api_key, scope=Scope.sessions_write).key_id
+
+
+def require_admin(db: DbDep, x_api_key: Annotated[str | None, Header()] = None) -> str:
+    """Authenticate an operator by an admin API key; return the key id."""
+    return authenticate_api_key(db, x_api_key, scope=Scope.admin).key_id
+
+
+def require_contributor(db: DbDep, now: NowDep, authorization: Annotated[str | None, Header()] = None) -> str:
+    """Authenticate a contributor by the bearer token from sign-in; return their address."""
+    token = None
+    if authorization and authorization.lower().startswith("bearer "):
+        token = authorization[7:].strip()
+    return authenticate_token(db, token, now=now)
+
+
+CollectorDep = Annotated[str, Depends(require_collector)]
+AdminDep = Annotated[str, Depends(require_admin)]
+ContributorDep = Annotated[str, Depends(require_contributor)]

@@ -1,0 +1,132 @@
+"""The scheduler: one leader across replicas closes epochs, builds them, anchors them and
+indexes claims, on a fixed interval.
+
+Leadership is a session-level PostgreSQL advisory lock held on a dedicated connection; when that
+connection drops, the lock is released and another replica takes over on its next tick.
+"""
+
+import logging
+import threading
+from datetime import UTC, datetime
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from eth_account.signers.local import LocalAccount
+from sqlalchemy import Connection, select, text
+from sqlalchemy.orm import Session as DbSession
+from sqlalchemy.orm import sessionmaker
+
+from ledger.chain.anchoring import drive_anchoring
+from ledger.chain.client import ChainContext
+from ledger.chain.errors import ChainError
+from ledger.chain.indexer import index_claims
+from ledger.config import Settings
+from ledger.db import unit_of_work
+from ledger.epochs.build import build_epoch
+from ledger.epochs.service import close_epoch, ensure_open_epoch
+from ledger.models import Epoch, EpochStatus
+
+logger = logging.getLogger(__name__)
+
+LEADER_LOCK_SQL = "hashtextextended('ledger:scheduler-leader', 0)"
+
+
+class Worker:
+    """Runs the epoch, anchoring and indexing jobs when this process is the leader."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        factory: sessionmaker[DbSession],
+        chain: ChainContext,
+        anchorer: LocalAccount,
+    ) -> None:
+        self.settings = settings
+        self.factory = factory
+        self.chain = chain
+        self.anchorer = anchorer
+        self._leader_connection: Connection | None = None
+        self._scheduler: BackgroundScheduler | None = None
+        self._tick_lock = threading.Lock()
+
+    def is_leader(self) -> bool:
+        """Take or confirm leadership; return whether this process holds it."""
+        connection = self._leader_connection
+        if connection is not None:
+            try:
+                connection.execute(text("SELECT 1"))
+                return True
+            except Exception:  # noqa: BLE001 - a dropped connection means lost leadership
+                logger.warning("worker.leader.lost")
+                self._release()
+        engine = self.factory.kw["bind"]
+        connection = engine.connect()
+        acquired = connection.execute(text(f"SELECT pg_try_advisory_lock({LEADER_LOCK_SQL})")).scalar()
+        connection.commit()
+        if not acquired:
+            connection.close()
+            return False
+        self._leader_connection = connection
+        logger.info("worker.leader.acquired")
+        return True
+
+    def _release(self) -> None:
+        if self._leader_connection is not None:
+            try:
+                self._leader_connection.close()
+            except Exception:  # noqa: BLE001
+                logger.warning("worker.leader.close_failed")
+            self._leader_connection = None
+
+    def tick(self, *, force_close: bool = False) -> None:
+        """Run one round of every job. Errors are logged; the next tick retries."""
+        with self._tick_lock:
+            if not self.is_leader():
+                logger.debug("worker.tick.skipped reason=not_leader")
+                return
+            try:
+                self._close_and_build(force_close=force_close)
+                drive_anchoring(
+                    self.factory, self.chain, self.anchorer, confirmations=self.settings.confirmations
+                )
+                index_claims(self.factory, self.chain, confirmations=self.settings.confirmations)
+            except ChainError as error:
+                logger.warning("worker.tick.chain_error error_type=%s error=%s", type(error).__name__, error)
+            except Exception:
+                logger.exception("worker.tick.failed")
+
+    def _close_and_build(self, *, force_close: bool) -> None:
+        now = datetime.now(tz=UTC)
+        with unit_of_work(self.factory) as db:
+            ensure_open_epoch(db, settings=self.settings, now=now)
+            close_epoch(db, settings=self.settings, now=now, force=force_close)
+        with self.factory() as db:
+            closed = list(db.scalars(select(Epoch.number).where(Epoch.status == EpochStatus.CLOSED).order_by(Epoch.number)))
+        for number in closed:
+            with unit_of_work(self.factory) as db:
+                build_epoch(db, number)
+
+    def start(self) -> None:
+        """Run `tick` every `scheduler_interval_seconds` in a background thread."""
+        scheduler = BackgroundScheduler(timezone=UTC)
+        scheduler.add_job(
+            self.tick,
+            "interval",
+            seconds=self.settings.scheduler_interval_seconds,
+            max_instances=1,
+            coalesce=True,
+            next_run_time=datetime.now(tz=UTC),
+            id="ledger-tick",
+        )
+        scheduler.start()
+        self._scheduler = scheduler
+        logger.info("worker.started interval_seconds=%s", self.settings.scheduler_interval_seconds)
+
+    def stop(self) -> None:
+        """Stop the schedule, wait for a running tick and give up leadership."""
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=True)
+            self._scheduler = None
+        with self._tick_lock:
+            self._release()
+        logger.info("worker.stopped")
