@@ -47,7 +47,7 @@ def authenticate_api_key(db: DbSession, key: str | None, *, scope: Scope) -> Api
     try:
         key_id, _ = parse_api_key(key)
     except InvalidApiKey as error:
-        raise Unauthorized(f"malformed API key: {error}", code="invalid_api_key") from None
+        raise Unauthorized(str(error), code="invalid_api_key") from None
     stored = db.get(ApiKey, key_id)
     if stored is None or stored.revoked_at is not None or not verify_api_key(key, stored.secret_hash):
         raise Unauthorized("unknown or revoked API key", code="invalid_api_key")

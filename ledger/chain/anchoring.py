@@ -19,6 +19,7 @@ from hexbytes import HexBytes
 from sqlalchemy import select
 from sqlalchemy.orm import Session as DbSession
 from sqlalchemy.orm import sessionmaker
+from web3.contract import Contract
 
 from ledger.chain.client import ChainContext
 from ledger.chain.errors import ChainError, NonceTooLow, TransactionReverted, classify
@@ -51,8 +52,13 @@ class OnChainEpoch:
 
 def read_chain_epoch(chain: ChainContext, number: int) -> OnChainEpoch:
     """Return the distributor's record of epoch `number` (zeros when it has none)."""
+    return read_distributor_epoch(chain.distributor, number)
+
+
+def read_distributor_epoch(distributor: Contract, number: int) -> OnChainEpoch:
+    """Return `distributor`'s record of epoch `number` (zeros when it has none)."""
     try:
-        record = chain.distributor.functions.epochs(number).call()
+        record = distributor.functions.epochs(number).call()
     except Exception as error:  # noqa: BLE001
         raise classify(error) from error
     claims_root, contributions_root, total_entitled, activates_at, revoked = record
