@@ -19,7 +19,7 @@ from eth_typing import ChecksumAddress
 from eth_utils import is_address, to_checksum_address
 from web3 import Web3
 from web3.contract import Contract
-from web3.exceptions import TimeExhausted
+from web3.exceptions import ContractLogicError, TimeExhausted
 from web3.types import TxReceipt
 from web3.utils.address import get_create_address
 
@@ -136,10 +136,18 @@ def deploy_contracts(
     """Deploy the OwnershipToken and the RewardDistributor, signed locally by `deployer`.
 
     `emission_per_epoch` is in token base units, `challenge_period` in seconds. The deployer must
-    send no other transaction meanwhile, because the token's minter is the distributor address
-    computed from the deployer's next nonce but one. Raises DeploymentError when a transaction
-    reverts or the token's minter is not the distributor.
+    send no other transaction meanwhile: the token's minter is computed in advance as the CREATE
+    address of the deployer's transaction after the token's. Raises ValueError on an invalid argument and
+    DeploymentError when a transaction reverts or the token's minter is not the distributor.
     """
+    for name, address in (("admin", admin), ("anchorer", anchorer), ("guardian", guardian)):
+        if not is_address(address) or int(address, 16) == 0:
+            raise ValueError(f"{name} must be a non-zero address, got {address!r}")
+    if emission_per_epoch <= 0:
+        raise ValueError(f"emission_per_epoch must be positive, got {emission_per_epoch}")
+    if not 0 <= challenge_period < 2**64:
+        raise ValueError(f"challenge_period must be between 0 and 2**64 - 1 seconds, got {challenge_period}")
+
     chain_id = w3.eth.chain_id
     nonce = w3.eth.get_transaction_count(deployer.address, "pending")
     expected_distributor = get_create_address(deployer.address, nonce + 1)
@@ -215,7 +223,10 @@ def _send_and_wait(
     timeout: float,
 ) -> TxReceipt:
     """Sign a contract creation locally, send it raw and return its successful receipt."""
-    transaction = constructor.build_transaction({"from": sender.address, "nonce": nonce, "chainId": chain_id})
+    try:
+        transaction = constructor.build_transaction({"from": sender.address, "nonce": nonce, "chainId": chain_id})
+    except ContractLogicError as error:
+        raise DeploymentError(f"{label} deployment would revert ({error}); nothing was sent") from error
     signed = sender.sign_transaction(transaction)
     tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
     try:

@@ -26,9 +26,12 @@ MAX_BLOCK_RANGE = 2_000
 
 
 def index_claims(factory: sessionmaker[DbSession], chain: ChainContext, *, confirmations: int) -> int:
-    """Index `Claimed` events up to head minus `confirmations`; return how many rows were added."""
+    """Index `Claimed` events in blocks with at least `confirmations`; return the rows added.
+
+    A transaction in block b has head - b + 1 confirmations, so with 1 the head block counts.
+    """
     added = 0
-    safe_head = chain.head() - confirmations
+    safe_head = chain.head() - max(confirmations - 1, 0)
     while True:
         with unit_of_work(factory) as db:
             cursor = db.get(IndexerCursor, CURSOR_NAME, with_for_update=True)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from functools import lru_cache
+from itertools import repeat
 from typing import Any
 
 import eth_abi
@@ -399,6 +400,55 @@ class LeafEncoding:
             canonical.append(item_canonical)
             words.append(word)
         return canonical, keccak_256(keccak_256(b"".join(words)).digest()).digest()
+
+    def canonical_and_hash_many(
+        self, values: Sequence[Any], *, strict: bool = False
+    ) -> tuple[list[list[Any]], list[bytes]]:
+        """Validate many values and return their canonical forms and leaf hashes, in order.
+
+        For a word-sized encoding this works one position at a time with map(), which avoids
+        most of the per-value interpreter overhead of canonical_and_hash. When a value is
+        invalid, the values are checked again one by one so that the error names the index of
+        the first invalid one, as `values[i]: ...`.
+        """
+        width = len(self.types)
+        if not self.word_sized or not all(
+            isinstance(value, (list, tuple)) and len(value) == width for value in values
+        ):
+            return self._canonical_and_hash_each(values, strict)
+
+        canonical_columns = []
+        word_columns = []
+        try:
+            for codec, items in zip(self._codecs, zip(*values)):
+                pairs = map(codec.canonical_and_word, items, repeat(strict))
+                canonical_column, word_column = zip(*pairs)
+                canonical_columns.append(canonical_column)
+                word_columns.append(word_column)
+        except InvalidLeafValue:
+            return self._canonical_and_hash_each(values, strict)
+
+        canonical_values = list(map(list, zip(*canonical_columns)))
+        keccak = keccak_256
+        hashes = [
+            keccak(keccak(encoded).digest()).digest()
+            for encoded in map(b"".join, zip(*word_columns))
+        ]
+        return canonical_values, hashes
+
+    def _canonical_and_hash_each(
+        self, values: Sequence[Any], strict: bool
+    ) -> tuple[list[list[Any]], list[bytes]]:
+        canonical_values = []
+        hashes = []
+        for index, value in enumerate(values):
+            try:
+                canonical, leaf_hash = self.canonical_and_hash(value, strict=strict)
+            except InvalidLeafValue as error:
+                raise InvalidLeafValue(f"values[{index}]: {error}") from None
+            canonical_values.append(canonical)
+            hashes.append(leaf_hash)
+        return canonical_values, hashes
 
     def leaf_hash(self, value: Any, *, strict: bool = False) -> bytes:
         """Return keccak256(keccak256(abi.encode(value))) after validating `value`."""

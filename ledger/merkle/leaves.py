@@ -35,18 +35,10 @@ def claims_tree(entries: Iterable[tuple[str, int]]) -> StandardMerkleTree:
     Each account may appear once, in any case. Raise InvalidLeafValue for an invalid or repeated
     account or an amount outside uint256, and EmptyTree when there are no entries.
     """
-    values = list(entries)
-    tree = StandardMerkleTree.of(values, CLAIM_LEAF_ENCODING)
+    tree = StandardMerkleTree.of(entries, CLAIM_LEAF_ENCODING)
 
     # The tree normalized every address to checksum case, so equal accounts compare equal.
-    first_index: dict[str, int] = {}
-    for index, (account, _amount) in tree.entries():
-        if account in first_index:
-            raise InvalidLeafValue(
-                f"account {account} appears at indices {first_index[account]} and {index}: "
-                "a claims tree has one cumulative amount per account"
-            )
-        first_index[account] = index
+    _check_unique(tree.column(0), "account", "a claims tree has one cumulative amount per account")
     return tree
 
 
@@ -70,14 +62,17 @@ def contributions_tree(entries: Iterable[Sequence[Any]]) -> StandardMerkleTree:
         values.append((session_id, *entry[1:]))
     tree = StandardMerkleTree.of(values, CONTRIBUTION_LEAF_ENCODING)
 
-    first_index: dict[str, int] = {}
-    for index, value in tree.entries():
-        session_id_hex = value[0]
-        if session_id_hex in first_index:
-            raise InvalidLeafValue(
-                f"session id {session_id_hex} appears at indices {first_index[session_id_hex]} "
-                f"and {index}: each session is credited once"
-            )
-        first_index[session_id_hex] = index
+    _check_unique(tree.column(0), "session id", "each session is credited once")
     return tree
 
+
+def _check_unique(items: list[str], name: str, reason: str) -> None:
+    if len(set(items)) == len(items):
+        return
+    first_index: dict[str, int] = {}
+    for index, item in enumerate(items):
+        if item in first_index:
+            raise InvalidLeafValue(
+                f"{name} {item} appears at indices {first_index[item]} and {index}: {reason}"
+            )
+        first_index[item] = index

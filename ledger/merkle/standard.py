@@ -12,7 +12,9 @@ Proofs and the root are 0x-prefixed lower-case hex strings, as in the JavaScript
 from __future__ import annotations
 
 import copy
+import gc
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from ledger.merkle import core
@@ -61,6 +63,25 @@ def to_hex(node: bytes) -> str:
     return "0x" + node.hex()
 
 
+@contextmanager
+def _cyclic_gc_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector for a bulk tree operation.
+
+    Building a tree or its proofs allocates one list per value or node and creates no reference
+    cycles, yet every few hundred allocations would start a collection that walks all live
+    objects. For 100,000 claims leaves, pausing it made `of()` plus `proofs()` about 30% faster
+    (bench/merkle_tree.py). Reference counting still frees memory as usual. The collector is
+    re-enabled only if it was enabled on entry.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 class StandardMerkleTree:
     """A Merkle tree of ABI-encoded values. Build one with `of()` or `load()`.
 
@@ -97,26 +118,21 @@ class StandardMerkleTree:
         Raise InvalidLeafEncoding, InvalidLeafValue (naming the value index) or EmptyTree.
         """
         encoding = leaf_encoding_of(leaf_encoding)
-        canonical_values: list[list[Any]] = []
-        hashes: list[bytes] = []
-        for value_index, value in enumerate(values):
-            try:
-                canonical, leaf_hash = encoding.canonical_and_hash(value, strict=True)
-            except InvalidLeafValue as error:
-                raise InvalidLeafValue(f"values[{value_index}]: {error}") from None
-            canonical_values.append(canonical)
-            hashes.append(leaf_hash)
-        if not hashes:
+        values = list(values)
+        if not values:
             raise EmptyTree("cannot build a Merkle tree of zero values")
 
-        # sorted() is stable, like Array.prototype.sort, so equal leaves keep insertion order.
-        order = sorted(range(len(hashes)), key=hashes.__getitem__)
-        nodes = core.make_tree([hashes[value_index] for value_index in order])
+        with _cyclic_gc_paused():
+            canonical_values, hashes = encoding.canonical_and_hash_many(values, strict=True)
 
-        last_node = len(nodes) - 1
-        tree_indices = [0] * len(hashes)
-        for leaf_position, value_index in enumerate(order):
-            tree_indices[value_index] = last_node - leaf_position
+            # sorted() is stable, like Array.prototype.sort, so equal leaves keep insertion order.
+            order = sorted(range(len(hashes)), key=hashes.__getitem__)
+            nodes = core.make_tree([hashes[value_index] for value_index in order])
+
+            last_node = len(nodes) - 1
+            tree_indices = [0] * len(hashes)
+            for leaf_position, value_index in enumerate(order):
+                tree_indices[value_index] = last_node - leaf_position
         return cls(encoding, nodes, canonical_values, tree_indices)
 
     @classmethod
@@ -144,8 +160,9 @@ class StandardMerkleTree:
         except InvalidLeafEncoding as error:
             raise InvalidDump(f"invalid leafEncoding: {error}") from None
 
-        nodes = _load_nodes(data["tree"])
-        values, tree_indices, leaf_hashes = _load_values(data["values"], encoding, len(nodes))
+        with _cyclic_gc_paused():
+            nodes = _load_nodes(data["tree"])
+            values, tree_indices, leaf_hashes = _load_values(data["values"], encoding, len(nodes))
 
         for value_index, (tree_index, leaf_hash) in enumerate(zip(tree_indices, leaf_hashes)):
             if nodes[tree_index] != leaf_hash:
@@ -196,6 +213,16 @@ class StandardMerkleTree:
         for index in range(len(self._values)):
             yield index, self.at(index)
 
+    def column(self, position: int) -> list[Any]:
+        """Return item `position` of every value in canonical form, in value order."""
+        if not 0 <= position < len(self._encoding.types):
+            raise LeafIndexOutOfRange(
+                f"position {position} is out of range for the leaf encoding "
+                f"{list(self._encoding.types)}"
+            )
+        items = [value[position] for value in self._values]
+        return items if self._encoding.flat else copy.deepcopy(items)
+
     def tree_index(self, index: int) -> int:
         """Return the node index of the leaf of value `index`."""
         return self._tree_indices[self._check_index(index)]
@@ -243,8 +270,9 @@ class StandardMerkleTree:
         Unlike `proof()`, this does not re-hash each proof, because `of()` and `load()` have
         already checked every node of the tree.
         """
-        node_proofs = core.get_all_proofs(self._hex())
-        return [node_proofs[tree_index] for tree_index in self._tree_indices]
+        with _cyclic_gc_paused():
+            node_proofs = core.get_all_proofs(self._hex())
+            return [node_proofs[tree_index] for tree_index in self._tree_indices]
 
     def verify_value(self, index: int, proof: Sequence[str | bytes]) -> bool:
         """Return whether `proof` proves value `index` against this tree's root."""
@@ -332,9 +360,7 @@ def _load_values(
             f"{len(entries)} values"
         )
 
-    values: list[list[Any]] = []
     tree_indices: list[int] = []
-    leaf_hashes: list[bytes] = []
     seen_tree_indices: set[int] = set()
     for value_index, entry in enumerate(entries):
         if not isinstance(entry, Mapping) or set(entry) != _DUMP_VALUE_KEYS:
@@ -353,11 +379,10 @@ def _load_values(
         if tree_index in seen_tree_indices:
             raise InvalidDump(f"values[{value_index}].treeIndex {tree_index} is used twice")
         seen_tree_indices.add(tree_index)
-        try:
-            canonical, leaf_hash = encoding.canonical_and_hash(entry["value"])
-        except InvalidLeafValue as error:
-            raise InvalidDump(f"values[{value_index}].value is invalid: {error}") from None
-        values.append(canonical)
         tree_indices.append(tree_index)
-        leaf_hashes.append(leaf_hash)
+
+    try:
+        values, leaf_hashes = encoding.canonical_and_hash_many([entry["value"] for entry in entries])
+    except InvalidLeafValue as error:
+        raise InvalidDump(f"invalid value in the dump: {error}") from None
     return values, tree_indices, leaf_hashes

@@ -1,0 +1,304 @@
+"""The `ledger` command line: serve, worker, migrate, contracts, epochs, verify, check, demo."""
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+import uuid
+from collections.abc import Sequence
+from contextlib import ExitStack
+from datetime import UTC, datetime
+from pathlib import Path
+
+from ledger.config import Settings, get_settings
+from ledger.logs import configure_logging
+
+logger = logging.getLogger("ledger.cli")
+
+
+def _database_url(settings: Settings, stack: ExitStack) -> str:
+    if settings.database_url:
+        return settings.database_url
+    from ledger.runtime import STATE_DIR, embedded_postgres  # noqa: PLC0415
+
+    return stack.enter_context(embedded_postgres(STATE_DIR / "pgdata"))
+
+
+def _chain(settings: Settings):  # type: ignore[no-untyped-def]
+    """Return a ChainContext when RPC_URL and a deployment record are configured, else None."""
+    from ledger.chain.client import ChainContext  # noqa: PLC0415
+    from ledger.chain.contracts import Deployment  # noqa: PLC0415
+
+    if not settings.rpc_url or not settings.deployment_file:
+        return None
+    deployment = Deployment.load(settings.deployment_file)
+    return ChainContext.open(settings.rpc_url, deployment, expected_chain_id=settings.chain_id)
+
+
+def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    from ledger.db import migrate  # noqa: PLC0415
+
+    with ExitStack() as stack:
+        migrate(_database_url(settings, stack), args.revision)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn  # noqa: PLC0415
+
+    from api.app import create_app  # noqa: PLC0415
+    from ledger.auth.keys import Scope  # noqa: PLC0415
+    from ledger.auth.service import register_api_key  # noqa: PLC0415
+    from ledger.db import session_factory, unit_of_work  # noqa: PLC0415
+    from ledger.epochs.service import ensure_open_epoch  # noqa: PLC0415
+
+    with ExitStack() as stack:
+        url = _database_url(settings, stack)
+        factory = session_factory(url)
+        with unit_of_work(factory) as db:
+            ensure_open_epoch(db, settings=settings, now=datetime.now(tz=UTC))
+            if settings.collector_api_key is not None:
+                register_api_key(db, key=settings.collector_api_key.get_secret_value(), name="bootstrap collector", scope=Scope.sessions_write)
+        app = create_app(settings, factory, _chain(settings))
+        logger.info("serve.start host=%s port=%s", args.host, args.port)
+        uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False)
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from ledger.chain.client import load_anchorer  # noqa: PLC0415
+    from ledger.db import session_factory  # noqa: PLC0415
+    from ledger.worker import Worker  # noqa: PLC0415
+
+    chain = _chain(settings)
+    if chain is None:
+        print("error: the worker needs RPC_URL and LEDGER_DEPLOYMENT_FILE (run `ledger contracts deploy`)", file=sys.stderr)
+        return 2
+    with ExitStack() as stack:
+        worker = Worker(settings=settings, factory=session_factory(_database_url(settings, stack)), chain=chain, anchorer=load_anchorer(settings))
+        if args.once:
+            worker.tick(force_close=args.close)
+            return 0
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        signal.signal(signal.SIGINT, lambda *_: stop.set())
+        worker.start()
+        stop.wait()
+        worker.stop()
+    return 0
+
+
+def cmd_deploy(args: argparse.Namespace, settings: Settings) -> int:
+    from ledger.chain.client import connect, load_anchorer  # noqa: PLC0415
+    from ledger.chain.contracts import Deployment, deploy_contracts  # noqa: PLC0415
+
+    out = Path(args.out or settings.deployment_file or "deployment.json")
+    if out.exists() and not args.force:
+        existing = Deployment.load(out)
+        print(f"contracts already deployed (distributor {existing.distributor_address}); pass --force to deploy new ones")
+        return 0
+    rpc_url = args.rpc_url or settings.rpc_url
+    if not rpc_url:
+        print("error: give --rpc-url or set RPC_URL", file=sys.stderr)
+        return 2
+    w3 = connect(rpc_url, expected_chain_id=settings.chain_id)
+    deployer = load_anchorer(settings)
+    deployment = deploy_contracts(
+        w3,
+        deployer,
+        admin=args.admin or deployer.address,
+        anchorer=deployer.address,
+        guardian=args.guardian or deployer.address,
+        emission_per_epoch=settings.emission_per_epoch,
+        challenge_period=settings.challenge_period_seconds,
+    )
+    deployment.save(out)
+    print(f"token {deployment.token_address}\ndistributor {deployment.distributor_address}\nrecord {out}")
+    return 0
+
+
+def cmd_epoch_close(args: argparse.Namespace, settings: Settings) -> int:
+    from ledger.db import session_factory, unit_of_work  # noqa: PLC0415
+    from ledger.epochs.build import build_epoch  # noqa: PLC0415
+    from ledger.epochs.service import close_epoch  # noqa: PLC0415
+
+    with ExitStack() as stack:
+        factory = session_factory(_database_url(settings, stack))
+        with unit_of_work(factory) as db:
+            closed = close_epoch(db, settings=settings, now=datetime.now(tz=UTC), force=True)
+            assert closed is not None
+            built = build_epoch(db, closed.number)
+            print(f"epoch {built.number} closed: {built.total_points} points, {built.allocated} base units allocated")
+            print(f"claims root 0x{built.claims_root.hex()}\ncontributions root 0x{built.contributions_root.hex()}")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
+    from ledger.chain.verify import verify_against_chain  # noqa: PLC0415
+    from ledger.merkle import InvalidProofFile, load_proof_file, verify_proof_file  # noqa: PLC0415
+
+    try:
+        document = load_proof_file(Path(args.proof).read_text(encoding="utf-8"))
+    except (OSError, InvalidProofFile) as error:
+        print(f"error: cannot read proof {args.proof}: {error}", file=sys.stderr)
+        return 2
+    offline = verify_proof_file(document)
+    print(f"leaf {offline.leaf_hash}\nproof leads to {offline.computed_root}: {'matches' if offline.valid else 'DOES NOT match'} the document's root")
+    if not args.rpc_url:
+        return 0 if offline.valid else 1
+    result = verify_against_chain(document, rpc_url=args.rpc_url, distributor=args.distributor)
+    print(f"on-chain root of epoch {document.epoch}: {result.chain_root} ({'matches' if result.root_on_chain else 'DOES NOT match'})")
+    if result.contract_accepts is not None:
+        print(f"contract verifyContribution: {result.contract_accepts}")
+    for message in result.messages:
+        print(f"failed: {message}")
+    print("VALID" if result.ok else "INVALID")
+    return 0 if result.ok else 1
+
+
+def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
+    from ledger.db import session_factory  # noqa: PLC0415
+    from ledger.journal.service import check_journal  # noqa: PLC0415
+
+    with ExitStack() as stack:
+        factory = session_factory(_database_url(settings, stack))
+        with factory() as db:
+            result = check_journal(db)
+    print(f"{result.entries} journal entries, postings sum to {result.journal_total}")
+    for entry_id in result.unbalanced_entries:
+        print(f"unbalanced entry {entry_id}")
+    for account, (maintained, recomputed) in sorted(result.drift.items()):
+        print(f"drift {account}: balance table {maintained}, journal {recomputed}")
+    print("OK" if result.ok else "DRIFT FOUND")
+    return 0 if result.ok else 1
+
+
+def cmd_score_explain(args: argparse.Namespace, settings: Settings) -> int:
+    from ledger.db import session_factory  # noqa: PLC0415
+    from ledger.errors import NotFound  # noqa: PLC0415
+    from ledger.scoring.service import explain_score  # noqa: PLC0415
+
+    try:
+        session_id = uuid.UUID(args.session_id)
+    except ValueError:
+        print(f"error: {args.session_id!r} is not a UUID", file=sys.stderr)
+        return 2
+    with ExitStack() as stack:
+        factory = session_factory(_database_url(settings, stack))
+        with factory() as db:
+            try:
+                explanation = explain_score(db, session_id)
+            except NotFound as error:
+                print(f"error: {error.message}", file=sys.stderr)
+                return 1
+    print(f"session {session_id} under policy v{explanation.policy_version}")
+    for step in explanation.steps:
+        print(f"  {step}")
+    print(f"stored {explanation.stored_points} points, recomputed {explanation.recomputed_points}: {'consistent' if explanation.matches else 'MISMATCH'}")
+    return 0 if explanation.matches else 1
+
+
+def cmd_keys_create(args: argparse.Namespace, settings: Settings) -> int:
+    from ledger.auth.keys import Scope  # noqa: PLC0415
+    from ledger.auth.service import create_api_key  # noqa: PLC0415
+    from ledger.db import session_factory, unit_of_work  # noqa: PLC0415
+
+    with ExitStack() as stack:
+        factory = session_factory(_database_url(settings, stack))
+        with unit_of_work(factory) as db:
+            key = create_api_key(db, name=args.name, scope=Scope(args.scope))
+    print(key)
+    print("store this key now: only its hash is kept", file=sys.stderr)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from ledger.demo.runner import DemoOptions, run_demo  # noqa: PLC0415
+
+    options = DemoOptions(
+        contributors=args.contributors,
+        sessions=args.sessions,
+        epochs=args.epochs,
+        seed=args.seed,
+        report_json=Path(args.report_json) if args.report_json else None,
+    )
+    return run_demo(options, settings)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(prog="ledger", description=__doc__)
+    parser.add_argument("--log-level", default=os.environ.get("LEDGER_LOG_LEVEL", "INFO"), help="logging level (default INFO)")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the HTTP API under uvicorn")
+    serve.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
+    serve.set_defaults(handler=cmd_serve)
+
+    worker = commands.add_parser("worker", help="run the scheduler: close, build, anchor, index")
+    worker.add_argument("--once", action="store_true", help="run one tick and exit")
+    worker.add_argument("--close", action="store_true", help="with --once: close the open epoch now")
+    worker.set_defaults(handler=cmd_worker)
+
+    migrate = commands.add_parser("migrate", help="upgrade the database schema with alembic")
+    migrate.add_argument("--revision", default="head", help="target revision (default head)")
+    migrate.set_defaults(handler=cmd_migrate)
+
+    contracts = commands.add_parser("contracts", help="contract operations").add_subparsers(dest="action", required=True)
+    deploy = contracts.add_parser("deploy", help="deploy OwnershipToken and RewardDistributor")
+    deploy.add_argument("--rpc-url", help="JSON-RPC endpoint (default RPC_URL)")
+    deploy.add_argument("--out", help="deployment record path (default LEDGER_DEPLOYMENT_FILE or deployment.json)")
+    deploy.add_argument("--admin", help="admin role holder (default the deployer)")
+    deploy.add_argument("--guardian", help="guardian and pauser role holder (default the deployer)")
+    deploy.add_argument("--force", action="store_true", help="deploy even if the record file exists")
+    deploy.set_defaults(handler=cmd_deploy)
+
+    epoch = commands.add_parser("epoch", help="epoch operations").add_subparsers(dest="action", required=True)
+    close = epoch.add_parser("close", help="close the open epoch now and build its trees")
+    close.set_defaults(handler=cmd_epoch_close)
+
+    verify = commands.add_parser("verify", help="verify a proof JSON offline and against the chain")
+    verify.add_argument("proof", help="path of a proof JSON from the API")
+    verify.add_argument("--rpc-url", help="JSON-RPC endpoint; without it only the offline check runs")
+    verify.add_argument("--distributor", help="distributor address, if the proof names none")
+    verify.set_defaults(handler=cmd_verify)
+
+    check = commands.add_parser("check", help="recompute balances from the journal and report drift")
+    check.set_defaults(handler=cmd_check)
+
+    score = commands.add_parser("score", help="scoring tools").add_subparsers(dest="action", required=True)
+    explain = score.add_parser("explain", help="recompute a stored score step by step")
+    explain.add_argument("session_id", help="session UUID")
+    explain.set_defaults(handler=cmd_score_explain)
+
+    keys = commands.add_parser("keys", help="API keys").add_subparsers(dest="action", required=True)
+    create = keys.add_parser("create", help="create an API key and print it once")
+    create.add_argument("--name", required=True, help="who uses the key")
+    create.add_argument("--scope", required=True, choices=["sessions_write", "admin"], help="permission of the key")
+    create.set_defaults(handler=cmd_keys_create)
+
+    demo = commands.add_parser("demo", help="run the whole loop end to end on embedded defaults")
+    demo.add_argument("--contributors", type=int, default=200, help="contributors, each with a key (default 200)")
+    demo.add_argument("--sessions", type=int, default=3000, help="sessions submitted in all (default 3000)")
+    demo.add_argument("--epochs", type=int, default=3, help="epochs to close and anchor (default 3)")
+    demo.add_argument("--seed", type=int, default=7, help="random seed of the generated population")
+    demo.add_argument("--report-json", help="also write the summary as JSON to this path")
+    demo.set_defaults(handler=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line and return its exit status."""
+    args = build_parser().parse_args(argv)
+    configure_logging(args.log_level)
+    try:
+        return args.handler(args, get_settings())
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

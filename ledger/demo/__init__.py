@@ -1,0 +1,1 @@
+"""`ledger demo`: the whole product loop, end to end, on real components."""
