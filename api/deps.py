@@ -46,7 +46,7 @@ def utc_now() -> datetime:
 
 
 StateDep = Annotated[AppState, Depends(get_state)]
-DbDep = Annotated[DbSession, Depends(get_db)]
+DbDep = Annotated[DbSession, Depends(get_db, scope="function")]
 NowDep = Annotated[datetime, Depends(utc_now)]
 
 

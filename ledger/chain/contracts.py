@@ -48,7 +48,7 @@ class DeploymentError(RuntimeError):
 def load_artifact(contract_name: str) -> dict[str, Any]:
     """Return the artifact of `contract_name` ("OwnershipToken" or "RewardDistributor").
 
-    The artifact holds `contractName`, `sourceName`, `compiler`, `abi`, `bytecode` and
+    The artifact contains `contractName`, `sourceName`, `compiler`, `abi`, `bytecode` and
     `deployedBytecode`.
     """
     path = ARTIFACTS_DIR / f"{contract_name}.json"
@@ -69,7 +69,10 @@ def distributor_contract(w3: Web3, address: str) -> Contract:
 
 @dataclass(frozen=True)
 class Deployment:
-    """Where the contracts live and how they got there. Addresses are checksummed."""
+    """Record of a deployment: chain, contract addresses, first block and transaction hashes.
+
+    Addresses are checksummed; transaction hashes are 0x-prefixed hex.
+    """
 
     chain_id: int
     token_address: ChecksumAddress

@@ -62,7 +62,7 @@ _PLATFORM_PACKAGES = {
 
 
 class AnvilError(RuntimeError):
-    """Anvil is missing, did not start, or did not answer in time."""
+    """Anvil is missing, exited at start, or timed out before returning its chain id."""
 
 
 @cache
@@ -192,7 +192,8 @@ def _launch(
     if state_path is not None:
         command += ["--state", os.fspath(state_path)]
 
-    # stderr goes to a file, not a pipe, so a chatty anvil can never block on a full pipe.
+    # stderr goes to a temporary file: nothing reads a pipe while the node runs, and a full pipe
+    # would block anvil.
     stderr = tempfile.TemporaryFile(prefix="anvil-stderr-")
     process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr)
     url = f"http://127.0.0.1:{port}"

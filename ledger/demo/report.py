@@ -128,6 +128,12 @@ def print_report(console: Console, report: DemoReport) -> None:
             "-" if row.anchor_gas is None else f"{row.anchor_gas:,}",
         )
     console.print(epochs)
+    for row in report.epochs:
+        if row.status != "open":
+            console.print(
+                f"epoch {row.number}: claims root {row.claims_root}, contributions root "
+                f"{row.contributions_root}, anchor tx {row.anchor_tx}"
+            )
 
     if report.claims:
         console.print(

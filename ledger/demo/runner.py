@@ -113,6 +113,8 @@ def run_demo(options: DemoOptions, settings: Settings) -> int:
         if getattr(options, name) < 1:
             raise SystemExit(f"error: --{name} must be at least 1")
     console = Console()
+    if not console.is_terminal:
+        console = Console(width=160)
     started = time.monotonic()
     workdir = Path(tempfile.mkdtemp(prefix="ledger-demo-"))
     log_file = workdir / "demo.log"
@@ -226,6 +228,8 @@ def _log_to_file(path: Path) -> None:
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s request_id=%(request_id)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
+    for noisy in ("httpx2", "httpcore2", "web3", "urllib3", "apscheduler"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def _wait(condition, what: str, timeout: float = WAIT_TIMEOUT_SECONDS, interval: float = 0.2) -> None:  # type: ignore[no-untyped-def]
@@ -340,6 +344,7 @@ def _burst(client: DemoClient, contributor: DemoContributor, now: datetime, rng:
         plan.payload["ended_at"] = (datetime.fromisoformat(plan.payload["started_at"]) + timedelta(hours=1)).isoformat()
         plan.payload["active_seconds"] = 600
         plan.payload["scrolls"] = abs(plan.payload["scrolls"])
+        plan.payload["content_hash"] = "0x" + rng.randbytes(32).hex()
         payloads.append(plan.payload)
     results = client.submit_batch(payloads)
     for index, ((_, plan), result) in enumerate(zip(plans, results)):

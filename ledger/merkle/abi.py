@@ -220,11 +220,11 @@ class _StringCodec(_Codec):
         return value
 
 
-def _check_sequence(value: Any, length: int | None, what: str) -> None:
+def _check_sequence(value: Any, length: int | None, type_name: str) -> None:
     if not isinstance(value, (list, tuple)):
-        raise InvalidLeafValue(f"expected a list for {what}, got {type(value).__name__}")
+        raise InvalidLeafValue(f"expected a list for {type_name}, got {type(value).__name__}")
     if length is not None and len(value) != length:
-        raise InvalidLeafValue(f"expected {length} items for {what}, got {len(value)}")
+        raise InvalidLeafValue(f"expected {length} items for {type_name}, got {len(value)}")
 
 
 class _ArrayCodec(_Codec):

@@ -1,9 +1,10 @@
 """Pure functions over a Merkle tree stored as a flat list of 32-byte nodes.
 
 The layout is the one `@openzeppelin/merkle-tree` 1.0.8 builds. A tree of n leaves is a list of
-2n - 1 nodes. Node i has the children 2i + 1 and 2i + 2, node 0 is the root, and the k-th leaf
-(in the order given to `make_tree`) is node 2n - 2 - k, so the leaves fill the end of the list
-in reverse order. The tree is complete but not necessarily balanced: leaves can sit on two levels.
+2n - 1 nodes, and node 0 is the root. Node i has the children 2i + 1 and 2i + 2. The k-th leaf
+in the order given to `make_tree` is node 2n - 2 - k, so the leaves fill the end of the list in
+reverse order. The tree is complete but not necessarily balanced, because leaves can sit on two
+levels.
 
 A parent is keccak256 of its two children concatenated smaller first, compared as big-endian
 integers (sorted-pair hashing). `MerkleProof.sol` from OpenZeppelin Contracts hashes pairs the
@@ -42,9 +43,9 @@ def is_leaf_index(tree_size: int, index: int) -> bool:
     return 0 <= index < tree_size and 2 * index + 1 >= tree_size
 
 
-def _check_node(node: object, what: str) -> None:
+def _check_node(node: object, label: str) -> None:
     if not isinstance(node, bytes) or len(node) != 32:
-        raise InvalidMerkleNode(f"{what} must be 32 bytes, got {node!r}")
+        raise InvalidMerkleNode(f"{label} must be 32 bytes, got {node!r}")
 
 
 def make_tree(leaves: Sequence[bytes]) -> list[bytes]:
@@ -146,7 +147,12 @@ def render_tree(tree: Sequence[bytes]) -> str:
     while stack:
         index, has_next_sibling = stack.pop()
         indent = "".join("│  " if more else "   " for more in has_next_sibling[:-1])
-        branch = ("├─ " if has_next_sibling[-1] else "└─ ") if has_next_sibling else ""
+        if not has_next_sibling:
+            branch = ""
+        elif has_next_sibling[-1]:
+            branch = "├─ "
+        else:
+            branch = "└─ "
         lines.append(f"{indent}{branch}{index}) 0x{tree[index].hex()}")
         right = 2 * index + 2
         if right < len(tree):
