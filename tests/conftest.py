@@ -7,6 +7,7 @@ postgres, trust auth). Each run creates its own database and drops it at the end
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import psycopg
@@ -25,10 +26,10 @@ def _database_url(name: str) -> str:
     return f"{base}/{name}"
 
 
-@pytest.fixture(scope="session")
-def database_url() -> Iterator[str]:
-    """URL of a database created and migrated for this test run, dropped afterwards."""
-    name = f"ledger_test_{uuid.uuid4().hex[:12]}"
+@contextmanager
+def migrated_database(prefix: str = "ledger_test") -> Iterator[str]:
+    """Create a database, migrate it with alembic, yield its URL and drop it afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
     url = _database_url(name).replace("postgresql://", "postgresql+psycopg://", 1)
@@ -36,11 +37,15 @@ def database_url() -> Iterator[str]:
         migrate(url)
         yield url
     finally:
-        from ledger.db import get_engine
-
-        get_engine.cache_clear()
         with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    """URL of a database created and migrated for this test run, dropped afterwards."""
+    with migrated_database() as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
