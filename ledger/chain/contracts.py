@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -93,10 +93,11 @@ class Deployment:
         if not isinstance(data, dict):
             raise ValueError("deployment record must be a JSON object")
         if data.get("format") != DEPLOYMENT_FORMAT:
-            raise ValueError(f"deployment record format {data.get('format')!r} is not supported; expected {DEPLOYMENT_FORMAT}")
+            raise ValueError(
+                f"deployment record format {data.get('format')!r} is not supported; expected {DEPLOYMENT_FORMAT}"
+            )
 
-        expected = {"chain_id", "token_address", "distributor_address", "deploy_block", "token_tx_hash", "distributor_tx_hash"}
-        missing = expected - data.keys()
+        missing = {field.name for field in fields(cls)} - data.keys()
         if missing:
             raise ValueError(f"deployment record is missing {', '.join(sorted(missing))}")
         for key in ("token_address", "distributor_address"):
@@ -235,7 +236,8 @@ def _send_and_wait(
     try:
         receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=timeout, poll_latency=RECEIPT_POLL_LATENCY)
     except TimeExhausted as error:
-        raise DeploymentError(f"{label} deployment transaction {tx_hash.to_0x_hex()} not mined within {timeout} s") from error
+        message = f"{label} deployment transaction {tx_hash.to_0x_hex()} not mined within {timeout} s"
+        raise DeploymentError(message) from error
     if receipt["status"] != 1:
         raise DeploymentError(f"{label} deployment transaction {tx_hash.to_0x_hex()} reverted")
     logger.info("contracts.tx.mined contract=%s tx_hash=%s gas_used=%d", label, tx_hash.to_0x_hex(), receipt["gasUsed"])

@@ -166,7 +166,8 @@ def start_anvil(
     if port is None:
         port = _free_port()
     elif _port_in_use(port):
-        # anvil binds with SO_REUSEPORT, so a second node on a busy port would start and share it.
+        # anvil 1.7.1 starts on a port another node already listens on and shares it with that node
+        # (as with SO_REUSEPORT), so the readiness check would reach the wrong node.
         raise AnvilError(f"port {port} on 127.0.0.1 is already in use; stop what listens there or pass port=None")
     return _launch(binary, port, chain_id, block_time, state_path, timeout)
 
@@ -207,8 +208,8 @@ def _launch(
             stderr.close()
             raise AnvilError(f"anvil exited with code {returncode} at start; stderr: {tail or '(empty)'}")
 
-        answered = _query_chain_id(url)
-        if answered is not None:
+        reported_chain_id = _query_chain_id(url)
+        if reported_chain_id is not None:
             break
 
         if time.monotonic() > deadline:
@@ -219,9 +220,9 @@ def _launch(
             )
         time.sleep(0.05)
 
-    if answered != chain_id:
+    if reported_chain_id != chain_id:
         node.stop()
-        raise AnvilError(f"anvil on {url} returned chain id {answered}, expected {chain_id}")
+        raise AnvilError(f"anvil on {url} returned chain id {reported_chain_id}, expected {chain_id}")
 
     logger.info("anvil.started port=%d pid=%d chain_id=%d", port, process.pid, chain_id)
     return node
@@ -240,7 +241,7 @@ def _free_port() -> int:
 
 
 def _query_chain_id(url: str) -> int | None:
-    """Return the node's chain id, or None while it does not answer yet."""
+    """Return the node's chain id, or None while it does not accept requests yet."""
     body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}).encode()
     request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
     try:

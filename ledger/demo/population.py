@@ -50,7 +50,8 @@ def _content_hash(rng: random.Random) -> str:
     return "0x" + hashlib.sha256(rng.randbytes(32)).hexdigest()
 
 
-def _payload(rng: random.Random, contributor: str, start: datetime, *, long: bool = False) -> dict[str, Any]:
+def ordinary_payload(rng: random.Random, contributor: str, start: datetime, *, long: bool = False) -> dict[str, Any]:
+    """Return a valid session payload with random activity starting at `start`."""
     active_minutes = rng.randint(90, 200) if long else rng.randint(3, 45)
     wall = active_minutes * 60 + rng.randint(0, 900)
     actions = active_minutes * rng.randint(6, 90)
@@ -102,7 +103,7 @@ def plan_wave(
         contributor = rng.choice(contributors)
         long = contributor.address[-1] in "0123"
         start = now - timedelta(minutes=rng.randint(240, 3 * 24 * 60))
-        payload = _payload(rng, contributor.address, start, long=long)
+        payload = ordinary_payload(rng, contributor.address, start, long=long)
         roll = rng.random()
         if roll < 0.015:
             payload["ended_at"] = (start - timedelta(minutes=5)).isoformat()
@@ -144,7 +145,7 @@ def conflicting_copy(plan: PlannedSession, rng: random.Random) -> dict[str, Any]
 
 def paused_session(rng: random.Random, contributor: DemoContributor, start: datetime) -> PlannedSession:
     """A session that starts while its contributor has paused sharing."""
-    payload = _payload(rng, contributor.address, start)
+    payload = ordinary_payload(rng, contributor.address, start)
     payload["active_seconds"] = 120
     payload["ended_at"] = (start + timedelta(minutes=3)).isoformat()
     plan = PlannedSession(payload, "rejected", "sharing_paused")

@@ -40,6 +40,7 @@ from ledger.demo.population import (
     PlannedSession,
     conflicting_copy,
     make_contributors,
+    ordinary_payload,
     paused_session,
     plan_wave,
 )
@@ -336,20 +337,15 @@ def _check_result(plan: PlannedSession, result: dict, state: DemoState) -> None:
 
 def _burst(client: DemoClient, contributor: DemoContributor, now: datetime, rng: random.Random, state: DemoState) -> None:
     """One contributor submits more sessions in an hour than the rate limit allows."""
-    plans = plan_wave([contributor], DEMO_RATE_LIMIT + 10, now=now, rng=rng, credited_hashes=[])
-    payloads = []
-    for _, plan in plans:
-        plan.expected_status, plan.expected_reason, plan.withdraw, plan.resubmit = "scored", None, False, False
-        plan.payload["categories"] = ["shopping"]
-        plan.payload["ended_at"] = (datetime.fromisoformat(plan.payload["started_at"]) + timedelta(hours=1)).isoformat()
-        plan.payload["active_seconds"] = 600
-        plan.payload["scrolls"] = abs(plan.payload["scrolls"])
-        plan.payload["content_hash"] = "0x" + rng.randbytes(32).hex()
-        payloads.append(plan.payload)
-    results = client.submit_batch(payloads)
-    for index, ((_, plan), result) in enumerate(zip(plans, results)):
+    plans = [
+        PlannedSession(ordinary_payload(rng, contributor.address, now - timedelta(minutes=rng.randint(240, 4000))), "scored")
+        for _ in range(DEMO_RATE_LIMIT + 10)
+    ]
+    for index, plan in enumerate(plans):
         if index >= DEMO_RATE_LIMIT:
             plan.expected_status, plan.expected_reason = "rejected", "rate_limited"
+    results = client.submit_batch([plan.payload for plan in plans])
+    for plan, result in zip(plans, results):
         _check_result(plan, result, state)
         if result["status"] == "scored":
             state.scored.append((contributor, plan))

@@ -276,6 +276,16 @@ class StandardMerkleTree:
             node_proofs = core.get_all_proofs(self._hex())
             return [node_proofs[tree_index] for tree_index in self._tree_indices]
 
+    @staticmethod
+    def verify(
+        root: str | bytes,
+        leaf_encoding: Sequence[str] | LeafEncoding,
+        value: Sequence[Any],
+        proof: Sequence[str | bytes],
+    ) -> bool:
+        """Return whether `proof` proves `value` against `root`. Same as the module's `verify`."""
+        return verify(root, leaf_encoding, value, proof)
+
     def verify_value(self, index: int, proof: Sequence[str | bytes]) -> bool:
         """Return whether `proof` proves value `index` against this tree's root."""
         return verify(self._nodes[0], self._encoding, self._values[self._check_index(index)], proof)
