@@ -1,8 +1,8 @@
 #!/usr/bin/env node
-// Compiles contracts/src with the pinned npm `solc` package through standard JSON and writes the
-// committed artifacts: one JSON file per deployable contract (ABI, creation and runtime bytecode,
-// compiler settings) and standard-input.json, the complete compiler input with every source
-// inlined, which block explorers accept for verification.
+// Compiles contracts/src with the pinned npm `solc` package through standard JSON. It writes one
+// JSON artifact per deployable contract (ABI, creation and runtime bytecode, compiler settings).
+// It also writes standard-input.json: the complete compiler input with every source inlined, which
+// block explorers accept for verification.
 //
 //   node contracts/build.mjs                        write contracts/artifacts/
 //   node contracts/build.mjs --check                exit 1 if a committed artifact is stale
@@ -27,12 +27,14 @@ const DEPLOYABLE = [
   { sourceName: "src/RewardDistributor.sol", contractName: "RewardDistributor" },
 ];
 
-// Runs are tuned for claim gas, the call sent most often. 10,000 runs gave the lowest claim gas
-// among the values measured (see the gas figures printed by tests/contracts).
+// Tuned for claim gas, the call sent most often. Among the settings measured with anvil 1.7.1 and
+// 20-node proofs (runs 200, 10,000 and 2^32-1, each with and without viaIR), the IR pipeline saved
+// about 2,000 gas per claim and runs above 10,000 made no real difference. The IR pipeline makes a
+// build take about 10 s instead of 3 s.
 const COMPILER_SETTINGS = {
   evmVersion: "cancun",
   optimizer: { enabled: true, runs: 10000 },
-  viaIR: false,
+  viaIR: true,
   metadata: { bytecodeHash: "ipfs" },
 };
 
@@ -61,7 +63,7 @@ function parseArgs(argv) {
       options.check = true;
     } else if (arg === "--artifacts-dir") {
       const value = argv[i + 1];
-      if (value === undefined) throw new BuildError(`--artifacts-dir needs a folder\n${usage()}`);
+      if (value === undefined) throw new BuildError(`missing folder after --artifacts-dir\n${usage()}`);
       options.artifactsDir = path.resolve(value);
       i += 1;
     } else if (arg === "--help" || arg === "-h") {
@@ -74,7 +76,7 @@ function parseArgs(argv) {
   return options;
 }
 
-// Lists the project's own sources as { "src/...": content }, sorted by source unit name.
+// Lists the project's own sources as { "src/...": content }.
 function readProjectSources() {
   const sources = {};
   const walk = (dir) => {
@@ -122,8 +124,18 @@ function compile(input, resolver) {
   return output;
 }
 
-function sortedObject(entries) {
-  return Object.fromEntries(Object.entries(entries).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+// Returns a standard-JSON input with `sources` ({ name: content }) inlined in code-unit order of
+// their names, which does not depend on the locale.
+function toStandardInput(sources, outputSelection) {
+  const inlined = {};
+  for (const name of Object.keys(sources).sort()) {
+    inlined[name] = { content: sources[name] };
+  }
+  return {
+    language: "Solidity",
+    sources: inlined,
+    settings: { ...COMPILER_SETTINGS, outputSelection },
+  };
 }
 
 // Builds the complete standard-JSON input. A first pass with no output requested only parses, so
@@ -131,15 +143,9 @@ function sortedObject(entries) {
 // inlines them all, so it compiles with no callback and with no file system.
 function buildStandardInput() {
   const projectSources = readProjectSources();
-  const toInput = (sources, outputSelection) => ({
-    language: "Solidity",
-    sources: Object.fromEntries(Object.entries(sortedObject(sources)).map(([name, content]) => [name, { content }])),
-    settings: { ...COMPILER_SETTINGS, outputSelection },
-  });
-
   const loaded = {};
-  compile(toInput(projectSources, {}), makeImportResolver(loaded));
-  return toInput({ ...projectSources, ...loaded }, OUTPUT_SELECTION);
+  compile(toStandardInput(projectSources, {}), makeImportResolver(loaded));
+  return toStandardInput({ ...projectSources, ...loaded }, OUTPUT_SELECTION);
 }
 
 function toJsonText(value) {
@@ -195,11 +201,11 @@ function findStaleArtifacts(files, artifactsDir) {
   const stale = [];
   for (const [name, text] of Object.entries(files)) {
     const file = path.join(artifactsDir, name);
-    const shown = path.relative(process.cwd(), file) || file;
+    const displayPath = path.relative(process.cwd(), file) || file;
     if (!fs.existsSync(file)) {
-      stale.push(`missing: ${shown}`);
+      stale.push(`missing: ${displayPath}`);
     } else if (fs.readFileSync(file, "utf8") !== text) {
-      stale.push(`stale: ${shown} differs from a fresh build of contracts/src`);
+      stale.push(`stale: ${displayPath} differs from a fresh build of contracts/src`);
     }
   }
   return stale;

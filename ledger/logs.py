@@ -31,5 +31,5 @@ def configure_logging(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("web3", "urllib3", "httpx2", "httpcore2", "apscheduler", "uvicorn.access", "alembic.runtime.migration"):
+    for noisy in ("web3", "urllib3", "httpx2", "httpcore2", "apscheduler", "uvicorn.access", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
