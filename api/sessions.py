@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from api.deps import CollectorDep, ContributorDep, DbDep, NowDep, StateDep
 from ledger.errors import Conflict, NotFound
 from ledger.intake.schemas import BatchResult, SessionBatch, SessionResult, SessionSubmission
-from ledger.intake.service import SessionConflict, submit_sessions
+from ledger.intake.service import SessionConflict, submit_with_retry
 from ledger.intake.withdrawal import withdraw_session
 from ledger.models import Session
 
@@ -77,18 +77,16 @@ def view_of(session: Session) -> SessionView:
     status_code=status.HTTP_200_OK,
     responses={**ERROR_RESPONSES, 409: {"description": "Known session_id with a different payload"}},
 )
-def submit_session(
-    submission: SessionSubmission, db: DbDep, state: StateDep, now: NowDep, collector: CollectorDep
-) -> SessionResult:
+def submit_session(submission: SessionSubmission, state: StateDep, now: NowDep, collector: CollectorDep) -> SessionResult:
     """Submit one session's metadata. Sending the same payload again returns the first result."""
-    [outcome] = submit_sessions(db, [submission], settings=state.settings, now=now)
+    [outcome] = submit_with_retry(state.factory, [submission], settings=state.settings, now=now)
     if isinstance(outcome, SessionConflict):
         raise outcome
     return outcome
 
 
 @router.post("/sessions/batch", response_model=BatchResult, responses=ERROR_RESPONSES)
-def submit_batch(batch: SessionBatch, db: DbDep, state: StateDep, now: NowDep, collector: CollectorDep) -> BatchResult:
+def submit_batch(batch: SessionBatch, state: StateDep, now: NowDep, collector: CollectorDep) -> BatchResult:
     """Submit up to 1,000 sessions. Each item gets its own result; an invalid item stores nothing."""
     parsed: list[SessionSubmission] = []
     positions: list[int] = []
@@ -109,7 +107,7 @@ def submit_batch(batch: SessionBatch, db: DbDep, state: StateDep, now: NowDep, c
                 reason="invalid_payload",
                 errors=[{"loc": list(e["loc"]), "msg": e["msg"]} for e in error.errors()],
             )
-    outcomes = submit_sessions(db, parsed, settings=state.settings, now=now) if parsed else []
+    outcomes = submit_with_retry(state.factory, parsed, settings=state.settings, now=now) if parsed else []
     for submission, index, outcome in zip(parsed, positions, outcomes):
         if isinstance(outcome, Conflict):
             results[index] = SessionResult(

@@ -1,27 +1,48 @@
-"""Session intake: validate, accept or reject, score and journal, idempotently on `session_id`."""
+"""Session intake: validate, accept or reject, score and journal, idempotently on `session_id`.
+
+A batch is processed set-wise: every lookup (known ids, consent history, recent counts for the
+rate limit, credited content, the day's points) is one query for the whole batch, the rules run
+in memory in request order, and the writes are a handful of bulk statements. Per-contributor
+advisory locks, taken in address order, make the in-memory view exact for the transaction.
+"""
 
 import logging
 import uuid
-from datetime import datetime, timedelta
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import func, select, update
+from psycopg import errors as pg_errors
+from sqlalchemy import func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session as DbSession
+from sqlalchemy.orm import sessionmaker
 
 from ledger.config import Settings
-from ledger.contributors.service import ensure_contributors, lock_contributors, sharing_at
+from ledger.contributors.service import ensure_contributors, lock_contributors
 from ledger.epochs.service import lock_open_epoch_shared, open_epoch_number
 from ledger.errors import Conflict
 from ledger.intake.schemas import SessionResult, SessionSubmission
 from ledger.intake.validation import RejectionReason, check_payload
-from ledger.journal.service import credit_points
-from ledger.models import CreditedContent, Session, SessionStatus
-from ledger.scoring.policy import ScoreInputs
-from ledger.scoring.service import score_with_cap
+from ledger.journal.service import Posting, post_entries
+from ledger.models import (
+    EMISSION_ACCOUNT,
+    ConsentEvent,
+    CreditedContent,
+    DailyPoints,
+    ScoringPolicy,
+    Session,
+    SessionStatus,
+)
+from ledger.scoring.policy import ScoreInputs, apply_daily_cap, score_session
 
 logger = logging.getLogger(__name__)
 
 RATE_WINDOW = timedelta(hours=1)
+#: Transient PostgreSQL failures after which the whole batch is retried from the start.
+RETRYABLE_ERRORS = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure)
+MAX_ATTEMPTS = 5
 
 
 class SessionConflict(Conflict):
@@ -43,6 +64,67 @@ def result_of(session: Session, *, replayed: bool = False) -> SessionResult:
     )
 
 
+def _conflict(session_id: uuid.UUID) -> SessionConflict:
+    logger.warning("intake.session.conflict session_id=%s", session_id)
+    return SessionConflict(
+        f"session {session_id} was already submitted with a different payload: "
+        "use a new session_id for a new session",
+        session_id=str(session_id),
+    )
+
+
+@dataclass
+class _Pending:
+    """A submission that passed the payload rules and will be stored in this batch."""
+
+    submission: SessionSubmission
+    payload_hash: bytes
+    reason: RejectionReason | None
+    result: SessionResult | SessionConflict | None = None
+
+
+class _Consent:
+    """Consent history of the batch's contributors, answering "was sharing on at t"."""
+
+    def __init__(self, db: DbSession, contributors: list[str]) -> None:
+        self._events: dict[str, list[tuple[datetime, int, bool]]] = defaultdict(list)
+        rows = db.execute(
+            select(ConsentEvent.contributor, ConsentEvent.effective_at, ConsentEvent.id, ConsentEvent.sharing).where(
+                ConsentEvent.contributor.in_(contributors)
+            )
+        )
+        for contributor, effective_at, event_id, sharing in rows:
+            self._events[contributor].append((effective_at, event_id, sharing))
+        for events in self._events.values():
+            events.sort()
+
+    def sharing_at(self, contributor: str, at: datetime) -> bool:
+        """Return the state of the latest event at or before `at`; sharing when there is none."""
+        state = True
+        for effective_at, _, sharing in self._events.get(contributor, ()):
+            if effective_at > at:
+                break
+            state = sharing
+        return state
+
+
+class _Policies:
+    """Every scoring policy, newest first, to pick the one in force at a session's start."""
+
+    def __init__(self, db: DbSession) -> None:
+        self._policies = list(
+            db.scalars(select(ScoringPolicy).order_by(ScoringPolicy.effective_from.desc(), ScoringPolicy.version.desc()))
+        )
+
+    def at(self, started_at: datetime) -> ScoringPolicy:
+        for policy in self._policies:
+            if policy.effective_from <= started_at:
+                return policy
+        from ledger.errors import NotFound  # noqa: PLC0415
+
+        raise NotFound(f"no scoring policy was in force at {started_at.isoformat()}")
+
+
 def submit_sessions(
     db: DbSession, submissions: list[SessionSubmission], *, settings: Settings, now: datetime
 ) -> list[SessionResult | SessionConflict]:
@@ -51,168 +133,271 @@ def submit_sessions(
     An item whose `session_id` is known with a different payload yields a `SessionConflict` in its
     place (the others are still processed); the same payload again yields the first result.
     """
+    if not submissions:
+        return []
     lock_open_epoch_shared(db)
     epoch = open_epoch_number(db)
-    contributors = [submission.contributor for submission in submissions]
+    contributors = sorted({submission.contributor for submission in submissions})
     ensure_contributors(db, contributors)
     lock_contributors(db, contributors)
 
-    outcomes: list[SessionResult | SessionConflict] = []
-    for submission in submissions:
-        outcomes.append(_submit_one(db, submission, settings=settings, now=now, epoch=epoch))
-    return outcomes
-
-
-def _replay(existing: Session, payload_hash: bytes) -> SessionResult | SessionConflict:
-    if existing.payload_hash != payload_hash:
-        logger.warning("intake.session.conflict session_id=%s", existing.session_id)
-        return SessionConflict(
-            f"session {existing.session_id} was already submitted with a different payload: "
-            "use a new session_id for a new session",
-            session_id=str(existing.session_id),
+    known = {
+        row.session_id: row
+        for row in db.scalars(
+            select(Session)
+            .where(Session.session_id.in_([submission.session_id for submission in submissions]))
+            .execution_options(populate_existing=True)
         )
-    return result_of(existing, replayed=True)
-
-
-def _submit_one(
-    db: DbSession, submission: SessionSubmission, *, settings: Settings, now: datetime, epoch: int
-) -> SessionResult | SessionConflict:
-    payload_hash = submission.payload_hash()
-    existing = db.scalar(select(Session).where(Session.session_id == submission.session_id))
-    if existing is not None:
-        return _replay(existing, payload_hash)
-
-    reason = check_payload(
-        submission,
-        now=now,
-        max_clock_skew=timedelta(seconds=settings.max_clock_skew_seconds),
-        sensitive_categories=frozenset(settings.sensitive_categories),
+    }
+    consent = _Consent(db, contributors)
+    recent = dict(
+        db.execute(
+            select(Session.contributor, func.count())
+            .where(Session.contributor.in_(contributors), Session.received_at > now - RATE_WINDOW)
+            .group_by(Session.contributor)
+        ).all()
     )
-    if reason is None and not sharing_at(db, contributor=submission.contributor, at=submission.started_at):
-        reason = RejectionReason.SHARING_PAUSED
-    if reason is None and _over_rate_limit(db, submission.contributor, settings=settings, now=now):
-        # Not stored: the limit is transient, so the same session may be sent again later.
-        logger.info(
-            "intake.session.rate_limited session_id=%s contributor=%s",
-            submission.session_id,
-            submission.contributor,
+    skew = timedelta(seconds=settings.max_clock_skew_seconds)
+    sensitive = frozenset(settings.sensitive_categories)
+
+    outcomes: list[SessionResult | SessionConflict | _Pending] = []
+    in_batch: dict[uuid.UUID, _Pending] = {}
+    for submission in submissions:
+        payload_hash = submission.payload_hash()
+        stored = known.get(submission.session_id)
+        if stored is not None:
+            outcomes.append(result_of(stored, replayed=True) if stored.payload_hash == payload_hash else _conflict(stored.session_id))
+            continue
+        earlier = in_batch.get(submission.session_id)
+        if earlier is not None:
+            outcomes.append(earlier if earlier.payload_hash == payload_hash else _conflict(submission.session_id))
+            continue
+
+        reason = check_payload(submission, now=now, max_clock_skew=skew, sensitive_categories=sensitive)
+        if reason is None and not consent.sharing_at(submission.contributor, submission.started_at):
+            reason = RejectionReason.SHARING_PAUSED
+        if reason is None and recent.get(submission.contributor, 0) >= settings.rate_limit_sessions_per_hour:
+            # Not stored: the limit is transient, so the same session may be sent again later.
+            logger.info(
+                "intake.session.rate_limited session_id=%s contributor=%s", submission.session_id, submission.contributor
+            )
+            outcomes.append(
+                SessionResult(session_id=submission.session_id, status="rejected", reason=RejectionReason.RATE_LIMITED.value)
+            )
+            continue
+        recent[submission.contributor] = recent.get(submission.contributor, 0) + 1
+        pending = _Pending(submission, payload_hash, reason)
+        in_batch[submission.session_id] = pending
+        outcomes.append(pending)
+
+    _store(db, list(in_batch.values()), epoch=epoch, now=now)
+
+    final: list[SessionResult | SessionConflict] = []
+    answered: set[uuid.UUID] = set()
+    for outcome in outcomes:
+        if not isinstance(outcome, _Pending):
+            final.append(outcome)
+            continue
+        assert outcome.result is not None
+        session_id = outcome.submission.session_id
+        if session_id in answered and isinstance(outcome.result, SessionResult):
+            # The same payload twice in one batch: the second copy repeats the first result.
+            final.append(outcome.result.model_copy(update={"replayed": True}))
+        else:
+            final.append(outcome.result)
+        answered.add(session_id)
+    return final
+
+
+def _store(db: DbSession, pending: list[_Pending], *, epoch: int, now: datetime) -> None:
+    """Insert the batch's new sessions, credit their content, score and journal them."""
+    if not pending:
+        return
+
+    rows = [_session_row(item, now=now) for item in pending]
+    inserted = set(
+        db.scalars(
+            insert(Session).values(rows).on_conflict_do_nothing(index_elements=[Session.session_id]).returning(Session.session_id)
         )
-        return SessionResult(
-            session_id=submission.session_id, status="rejected", reason=RejectionReason.RATE_LIMITED
+    )
+    raced = [item for item in pending if item.submission.session_id not in inserted]
+    if raced:
+        # Another transaction stored these ids between our read and our insert.
+        stored = {
+            row.session_id: row
+            for row in db.scalars(
+                select(Session)
+                .where(Session.session_id.in_([item.submission.session_id for item in raced]))
+                .execution_options(populate_existing=True)
+            )
+        }
+        for item in raced:
+            row = stored[item.submission.session_id]
+            item.result = result_of(row, replayed=True) if row.payload_hash == item.payload_hash else _conflict(row.session_id)
+    fresh = [item for item in pending if item.submission.session_id in inserted]
+
+    accepted = [item for item in fresh if item.reason is None]
+    if accepted:
+        winners = set(
+            db.scalars(
+                insert(CreditedContent)
+                .values([{"content_hash": i.submission.content_hash_bytes, "session_id": i.submission.session_id} for i in accepted])
+                .on_conflict_do_nothing()
+                .returning(CreditedContent.session_id)
+            )
+        )
+        for item in accepted:
+            if item.submission.session_id not in winners:
+                item.reason = RejectionReason.DUPLICATE_CONTENT
+
+    rejected = [item for item in fresh if item.reason is not None]
+    for item in rejected:
+        item.result = SessionResult(session_id=item.submission.session_id, status="rejected", reason=item.reason.value)
+        logger.info("intake.session.rejected session_id=%s reason=%s", item.submission.session_id, item.reason.value)
+    duplicates = [item for item in rejected if item.reason == RejectionReason.DUPLICATE_CONTENT]
+    if duplicates:
+        db.execute(
+            update(Session)
+            .where(Session.session_id.in_([item.submission.session_id for item in duplicates]))
+            .values(status=SessionStatus.REJECTED, reason=RejectionReason.DUPLICATE_CONTENT.value)
+            .execution_options(synchronize_session=False)
         )
 
-    inserted = db.scalar(
-        insert(Session)
-        .values(
-            session_id=submission.session_id,
-            contributor=submission.contributor,
-            started_at=submission.started_at,
-            ended_at=submission.ended_at,
+    _score(db, [item for item in fresh if item.reason is None], epoch=epoch)
+
+
+def _session_row(item: _Pending, *, now: datetime) -> dict:
+    submission = item.submission
+    return {
+        "session_id": submission.session_id,
+        "contributor": submission.contributor,
+        "started_at": submission.started_at,
+        "ended_at": submission.ended_at,
+        "active_seconds": submission.active_seconds,
+        "clicks": submission.clicks,
+        "keystrokes": submission.keystrokes,
+        "scrolls": submission.scrolls,
+        "navigations": submission.navigations,
+        "categories": submission.categories,
+        "content_hash": submission.content_hash_bytes,
+        "client_version": submission.client_version,
+        "payload_hash": item.payload_hash,
+        "status": SessionStatus.REJECTED if item.reason else SessionStatus.ACCEPTED,
+        "reason": item.reason.value if item.reason else None,
+        "received_at": now,
+    }
+
+
+def _score(db: DbSession, items: list[_Pending], *, epoch: int) -> None:
+    """Score accepted sessions in request order under each one's policy and daily cap."""
+    if not items:
+        return
+    policies = _Policies(db)
+    days = {(item.submission.contributor, item.submission.started_at.astimezone(UTC).date()) for item in items}
+    used: dict[tuple[str, date], int] = {
+        (row.contributor, row.day): row.points
+        for row in db.scalars(
+            select(DailyPoints).where(tuple_(DailyPoints.contributor, DailyPoints.day).in_(sorted(days)))
+        )
+    }
+    added: dict[tuple[str, date], int] = defaultdict(int)
+
+    updates = []
+    entries = []
+    for item in items:
+        submission = item.submission
+        inputs = ScoreInputs(
             active_seconds=submission.active_seconds,
             clicks=submission.clicks,
             keystrokes=submission.keystrokes,
             scrolls=submission.scrolls,
             navigations=submission.navigations,
-            categories=submission.categories,
-            content_hash=submission.content_hash_bytes,
-            client_version=submission.client_version,
-            payload_hash=payload_hash,
-            status=SessionStatus.REJECTED if reason else SessionStatus.ACCEPTED,
-            reason=reason.value if reason else None,
-            received_at=now,
+            categories=tuple(submission.categories),
         )
-        .on_conflict_do_nothing(index_elements=[Session.session_id])
-        .returning(Session.session_id)
-    )
-    if inserted is None:
-        # Another transaction stored this id between our read and our insert.
-        raced = db.scalar(
-            select(Session).where(Session.session_id == submission.session_id).execution_options(
-                populate_existing=True
+        policy = policies.at(submission.started_at)
+        breakdown = score_session(policy.rules, inputs)
+        points, reason = breakdown.points, breakdown.zero_reason
+        if points > 0:
+            key = (submission.contributor, submission.started_at.astimezone(UTC).date())
+            points = apply_daily_cap(points, already_today=used.get(key, 0) + added[key], cap=policy.rules["daily_cap_points"])
+            if points < breakdown.points:
+                reason = "daily_cap"
+            added[key] += points
+        if points > 0:
+            entries.append(
+                {
+                    "idempotency_key": f"score:{submission.session_id}",
+                    "kind": "score",
+                    "epoch": epoch,
+                    "session_id": submission.session_id,
+                    "postings": [Posting(EMISSION_ACCOUNT, -points), Posting(submission.contributor, points)],
+                }
+            )
+        updates.append(
+            {
+                "session_id": submission.session_id,
+                "status": SessionStatus.SCORED,
+                "reason": reason,
+                "points": points,
+                "policy_version": policy.version,
+                "score_inputs": inputs.to_json(),
+                "epoch": epoch,
+            }
+        )
+        item.result = SessionResult(
+            session_id=submission.session_id,
+            status="scored",
+            reason=reason,
+            points=points,
+            policy_version=policy.version,
+            epoch=epoch,
+        )
+        logger.info(
+            "intake.session.scored session_id=%s epoch=%s points=%s policy=%s",
+            submission.session_id,
+            epoch,
+            points,
+            policy.version,
+        )
+
+    db.execute(update(Session), updates)
+    day_rows = [{"contributor": c, "day": d, "points": p} for (c, d), p in sorted(added.items()) if p > 0]
+    if day_rows:
+        statement = insert(DailyPoints).values(day_rows)
+        db.execute(
+            statement.on_conflict_do_update(
+                index_elements=[DailyPoints.contributor, DailyPoints.day],
+                set_={"points": DailyPoints.points + statement.excluded.points},
             )
         )
-        assert raced is not None
-        return _replay(raced, payload_hash)
-
-    if reason is None:
-        credited = db.scalar(
-            insert(CreditedContent)
-            .values(content_hash=submission.content_hash_bytes, session_id=submission.session_id)
-            .on_conflict_do_nothing()
-            .returning(CreditedContent.session_id)
-        )
-        if credited is None:
-            reason = RejectionReason.DUPLICATE_CONTENT
-
-    if reason is not None:
-        db.execute(
-            update(Session)
-            .where(Session.session_id == submission.session_id)
-            .values(status=SessionStatus.REJECTED, reason=reason.value)
-        )
-        logger.info("intake.session.rejected session_id=%s reason=%s", submission.session_id, reason.value)
-        return SessionResult(session_id=submission.session_id, status="rejected", reason=reason.value)
-
-    return _score(db, submission, epoch=epoch)
+    post_entries(db, entries)
 
 
-def _over_rate_limit(db: DbSession, contributor: str, *, settings: Settings, now: datetime) -> bool:
-    recent = db.scalar(
-        select(func.count())
-        .select_from(Session)
-        .where(Session.contributor == contributor, Session.received_at > now - RATE_WINDOW)
-    )
-    return (recent or 0) >= settings.rate_limit_sessions_per_hour
+def is_retryable(error: BaseException) -> bool:
+    """Return whether a database error is a deadlock or serialization failure worth a retry."""
+    return isinstance(error, DBAPIError) and isinstance(error.orig, RETRYABLE_ERRORS)
 
 
-def _score(db: DbSession, submission: SessionSubmission, *, epoch: int) -> SessionResult:
-    inputs = ScoreInputs(
-        active_seconds=submission.active_seconds,
-        clicks=submission.clicks,
-        keystrokes=submission.keystrokes,
-        scrolls=submission.scrolls,
-        navigations=submission.navigations,
-        categories=tuple(submission.categories),
-    )
-    score = score_with_cap(
-        db, contributor=submission.contributor, started_at=submission.started_at, inputs=inputs
-    )
-    if score.points > 0:
-        credit_points(
-            db,
-            idempotency_key=f"score:{submission.session_id}",
-            epoch=epoch,
-            contributor=submission.contributor,
-            points=score.points,
-            session_id=submission.session_id,
-        )
-    db.execute(
-        update(Session)
-        .where(Session.session_id == submission.session_id)
-        .values(
-            status=SessionStatus.SCORED,
-            reason=score.reason,
-            points=score.points,
-            policy_version=score.policy_version,
-            score_inputs=inputs.to_json(),
-            epoch=epoch,
-        )
-    )
-    logger.info(
-        "intake.session.scored session_id=%s epoch=%s points=%s policy=%s",
-        submission.session_id,
-        epoch,
-        score.points,
-        score.policy_version,
-    )
-    return SessionResult(
-        session_id=submission.session_id,
-        status="scored",
-        reason=score.reason,
-        points=score.points,
-        policy_version=score.policy_version,
-        epoch=epoch,
-    )
+def submit_with_retry(
+    factory: sessionmaker[DbSession], submissions: list[SessionSubmission], *, settings: Settings, now: datetime
+) -> list[SessionResult | SessionConflict]:
+    """Run `submit_sessions` in its own transaction, retrying the batch on deadlock.
+
+    Concurrent batches that share content hashes or session ids can deadlock in PostgreSQL,
+    which aborts one of them; the aborted batch is replayed from the start.
+    """
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        with factory() as db:
+            try:
+                outcomes = submit_sessions(db, submissions, settings=settings, now=now)
+                db.commit()
+                return outcomes
+            except DBAPIError as error:
+                db.rollback()
+                if not is_retryable(error) or attempt == MAX_ATTEMPTS:
+                    raise
+                logger.warning("intake.batch.retry attempt=%s error_type=%s", attempt, type(error.orig).__name__)
+    raise AssertionError("unreachable")
 
 
 def get_session(db: DbSession, session_id: uuid.UUID) -> Session | None:

@@ -71,6 +71,55 @@ def post_entry(
     return entry_id
 
 
+def post_entries(db: Session, entries: list[dict]) -> list[int]:
+    """Append many balanced entries with three statements, skipping known idempotency keys.
+
+    Each item has the keyword arguments of `post_entry` (`idempotency_key`, `kind`, `epoch`,
+    `postings`, optionally `session_id` and `reverses_id`). Returns the ids of the new entries.
+
+    Raises:
+        UnbalancedEntry: when any entry's postings do not sum to zero; nothing is written.
+    """
+    if not entries:
+        return []
+    for entry in entries:
+        if sum(posting.amount for posting in entry["postings"]) != 0:
+            raise UnbalancedEntry(f"entry {entry['idempotency_key']!r} does not balance: {entry['postings']!r}")
+
+    rows = [
+        {
+            "idempotency_key": entry["idempotency_key"],
+            "kind": entry["kind"],
+            "epoch": entry["epoch"],
+            "session_id": entry.get("session_id"),
+            "reverses_id": entry.get("reverses_id"),
+        }
+        for entry in entries
+    ]
+    created = dict(
+        db.execute(
+            insert(JournalEntry)
+            .values(rows)
+            .on_conflict_do_nothing(index_elements=[JournalEntry.idempotency_key])
+            .returning(JournalEntry.idempotency_key, JournalEntry.id)
+        ).all()
+    )
+    postings: list[Posting] = []
+    posting_rows = []
+    for entry in entries:
+        entry_id = created.get(entry["idempotency_key"])
+        if entry_id is None:
+            logger.info("journal.entry.duplicate idempotency_key=%s", entry["idempotency_key"])
+            continue
+        for posting in entry["postings"]:
+            posting_rows.append({"entry_id": entry_id, "account": posting.account, "amount": posting.amount})
+            postings.append(posting)
+    if posting_rows:
+        db.execute(insert(JournalPosting), posting_rows)
+        _add_to_balances(db, postings)
+    return list(created.values())
+
+
 def _add_to_balances(db: Session, postings: list[Posting]) -> None:
     totals: dict[str, int] = {}
     for posting in postings:
