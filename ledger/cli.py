@@ -1,6 +1,7 @@
 """The `ledger` command line: serve, worker, migrate, contracts, epochs, verify, check, demo."""
 
 import argparse
+import json
 import logging
 import os
 import signal
@@ -200,6 +201,29 @@ def cmd_score_explain(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if explanation.matches else 1
 
 
+def cmd_policy_publish(args: argparse.Namespace, settings: Settings) -> int:
+    from ledger.db import session_factory, unit_of_work  # noqa: PLC0415
+    from ledger.errors import InvalidInput  # noqa: PLC0415
+    from ledger.scoring.service import publish_policy  # noqa: PLC0415
+
+    try:
+        rules = json.loads(Path(args.rules).read_text(encoding="utf-8"))
+        effective_from = datetime.fromisoformat(args.effective_from)
+    except (OSError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    with ExitStack() as stack:
+        factory = session_factory(_database_url(settings, stack))
+        try:
+            with unit_of_work(factory) as db:
+                policy = publish_policy(db, rules=rules, effective_from=effective_from, now=datetime.now(tz=UTC))
+        except InvalidInput as error:
+            print(f"error: {error.message}", file=sys.stderr)
+            return 2
+    print(f"published policy v{policy.version}, in force for sessions starting from {policy.effective_from.isoformat()}")
+    return 0
+
+
 def cmd_keys_create(args: argparse.Namespace, settings: Settings) -> int:
     from ledger.auth.keys import Scope  # noqa: PLC0415
     from ledger.auth.service import create_api_key  # noqa: PLC0415
@@ -275,6 +299,12 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("session_id", help="session UUID")
     explain.set_defaults(handler=cmd_score_explain)
 
+    policy = commands.add_parser("policy", help="scoring policies").add_subparsers(dest="action", required=True)
+    publish = policy.add_parser("publish", help="publish a new scoring policy version")
+    publish.add_argument("rules", help="JSON file with the policy rules (same keys as policy v1)")
+    publish.add_argument("--effective-from", required=True, help="RFC 3339 instant with a time zone, not in the past")
+    publish.set_defaults(handler=cmd_policy_publish)
+
     keys = commands.add_parser("keys", help="API keys").add_subparsers(dest="action", required=True)
     create = keys.add_parser("create", help="create an API key and print it once")
     create.add_argument("--name", required=True, help="who uses the key")
@@ -296,10 +326,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line and return its exit status."""
     args = build_parser().parse_args(argv)
     configure_logging(args.log_level)
+    from ledger.chain.errors import ChainIdMismatch  # noqa: PLC0415
+
     try:
         return args.handler(args, get_settings())
     except KeyboardInterrupt:
         return 130
+    except ChainIdMismatch as error:
+        logger.error("chain.id_mismatch error=%s", error)
+        print(f"error: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -69,10 +69,25 @@ def db(engine: Engine) -> Iterator[Session]:
             transaction.rollback()
 
 
+@pytest.fixture(scope="module")
+def isolated_database_url() -> Iterator[str]:
+    """URL of a database of the test module's own, for tests whose transactions really commit."""
+    with migrated_database("ledger_iso") as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def isolated_engine(isolated_database_url: str) -> Iterator[Engine]:
+    """Engine bound to the module's own database."""
+    engine = create_engine(isolated_database_url, pool_size=12)
+    yield engine
+    engine.dispose()
+
+
 @pytest.fixture
-def committing_factory(engine: Engine) -> sessionmaker[Session]:
-    """A session factory whose commits are real, for tests of concurrency between transactions."""
-    return sessionmaker(engine, expire_on_commit=False)
+def committing_factory(isolated_engine: Engine) -> sessionmaker[Session]:
+    """A session factory whose commits are real, on the module's own database."""
+    return sessionmaker(isolated_engine, expire_on_commit=False)
 
 
 @pytest.fixture

@@ -9,9 +9,16 @@ from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session as DbSession
 
-from ledger.errors import NotFound
+from ledger.errors import InvalidInput, NotFound
 from ledger.models import DailyPoints, ScoringPolicy, Session
-from ledger.scoring.policy import ScoreBreakdown, ScoreInputs, apply_daily_cap, score_session
+from ledger.scoring.policy import (
+    InvalidPolicy,
+    ScoreBreakdown,
+    ScoreInputs,
+    apply_daily_cap,
+    score_session,
+    validate_rules,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -130,3 +137,35 @@ def explain_score(db: DbSession, session_id: uuid.UUID) -> Explanation:
         capped=capped,
         steps=steps,
     )
+
+
+def publish_policy(db: DbSession, *, rules: dict, effective_from: datetime, now: datetime) -> ScoringPolicy:
+    """Store a new policy version that applies to sessions starting at `effective_from` or later.
+
+    Scores already stored keep the version they were computed with; nothing is rescored.
+
+    Raises:
+        InvalidInput: when the rules are malformed, `effective_from` has no time zone, lies in the
+            past (it would change how already-started sessions score), or precedes the newest policy.
+    """
+    if effective_from.tzinfo is None:
+        raise InvalidInput(f"effective_from {effective_from.isoformat()} needs a time zone, e.g. 2027-01-01T00:00:00+00:00")
+    if effective_from < now:
+        raise InvalidInput(
+            f"effective_from {effective_from.isoformat()} is in the past: a policy may only apply from now on"
+        )
+    try:
+        validate_rules(rules)
+    except InvalidPolicy as error:
+        raise InvalidInput(str(error), code="invalid_policy") from None
+    latest = db.scalar(select(ScoringPolicy).order_by(ScoringPolicy.version.desc()).limit(1).with_for_update())
+    if latest is not None and effective_from <= latest.effective_from:
+        raise InvalidInput(
+            f"effective_from {effective_from.isoformat()} must be after policy v{latest.version}'s "
+            f"{latest.effective_from.isoformat()}"
+        )
+    policy = ScoringPolicy(version=(latest.version if latest else 0) + 1, effective_from=effective_from, rules=rules)
+    db.add(policy)
+    db.flush()
+    logger.info("scoring.policy.published version=%s effective_from=%s", policy.version, effective_from.isoformat())
+    return policy
