@@ -316,7 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--sessions", type=int, default=3000, help="sessions submitted in all (default 3000)")
     demo.add_argument("--epochs", type=int, default=3, help="epochs to close and anchor (default 3)")
     demo.add_argument("--seed", type=int, default=7, help="random seed of the generated population")
-    demo.add_argument("--epoch-seconds", type=int, default=20, help="epoch length the scheduler uses (default 20)")
+    demo.add_argument("--epoch-seconds", type=int, default=10, help="epoch length the scheduler uses (default 10)")
     demo.add_argument("--report-json", help="also write the summary as JSON to this path")
     demo.set_defaults(handler=cmd_demo)
     return parser

@@ -70,7 +70,7 @@ class DemoOptions:
     sessions: int = 3000
     epochs: int = 3
     seed: int = 7
-    epoch_seconds: int = 20
+    epoch_seconds: int = 10
     report_json: Path | None = None
 
 

@@ -3,6 +3,8 @@
 from datetime import timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ledger.epochs.allocation import allocate
 from ledger.epochs.build import build_epoch, compute_entitlements, epoch_tree_dump
@@ -115,3 +117,22 @@ def test_withdraw_after_close_debits_next_tree(db, settings, now, scored_epoch):
     assert debit.applied_epoch == second.number
     # The second epoch earned nothing, so its emission rolled over and only the first counts.
     assert built.total_entitled == settings.emission_per_epoch - debit.tokens
+
+
+@given(
+    emission=st.integers(0, 2**200),
+    points=st.dictionaries(
+        st.integers(1, 2**160 - 1).map(lambda n: "0x" + format(n, "040x")), st.integers(1, 10**12), max_size=40
+    ),
+)
+def test_allocation_is_exact_largest_remainder(emission, points):
+    shares = allocate(emission, points)
+
+    if not points:
+        assert shares == {}
+        return
+    total = sum(points.values())
+    assert sum(shares.values()) == emission
+    for address, share in shares.items():
+        floor = emission * points[address] // total
+        assert share in (floor, floor + 1)
