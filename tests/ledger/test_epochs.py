@@ -13,7 +13,7 @@ from ledger.intake.service import submit_sessions
 from ledger.intake.withdrawal import withdraw_session
 from ledger.journal.service import balance_of, check_journal
 from ledger.merkle import StandardMerkleTree, verify
-from ledger.models import Allocation, EntitlementDebit, EpochStatus, MerkleLeaf
+from ledger.models import Allocation, ChainClaim, Entitlement, EntitlementDebit, EpochStatus, MerkleLeaf
 from tests.ledger.factories import new_address, submission
 
 
@@ -136,3 +136,32 @@ def test_allocation_is_exact_largest_remainder(emission, points):
     for address, share in shares.items():
         floor = emission * points[address] // total
         assert share in (floor, floor + 1)
+
+
+def test_debit_after_claim_becomes_debt_then_recovered(db, settings, now):
+    ensure_open_epoch(db, settings=settings, now=now - timedelta(hours=6))
+    contributor, other = new_address(), new_address()
+    first, _ = submit_sessions(
+        db,
+        [submission(contributor, now - timedelta(hours=5)), submission(other, now - timedelta(hours=5))],
+        settings=settings,
+        now=now - timedelta(hours=4),
+    )
+    epoch1 = build_epoch(db, close_epoch(db, settings=settings, now=now - timedelta(hours=3), force=True).number)
+    published = db.query(Entitlement).filter_by(epoch=epoch1.number, contributor=contributor).one().cumulative_amount
+    db.add(ChainClaim(tx_hash=b"\x01" * 32, log_index=0, block_number=1, block_hash=b"\x02" * 32,
+                      account=contributor, amount=published, cumulative_amount=published, epoch=epoch1.number))
+    db.flush()
+
+    withdraw_session(db, session_id=first.session_id, contributor=contributor, now=now - timedelta(hours=2))
+    epoch2 = build_epoch(db, close_epoch(db, settings=settings, now=now - timedelta(hours=1), force=True).number)
+    after_debit = db.query(Entitlement).filter_by(epoch=epoch2.number, contributor=contributor).one()
+    submit_sessions(db, [submission(contributor, now - timedelta(minutes=50))], settings=settings, now=now - timedelta(minutes=30))
+    epoch3 = build_epoch(db, close_epoch(db, settings=settings, now=now, force=True).number)
+    recovered = db.query(Entitlement).filter_by(epoch=epoch3.number, contributor=contributor).one()
+    earned3 = db.query(Allocation).filter_by(epoch=epoch3.number, contributor=contributor).one().tokens
+
+    assert after_debit.cumulative_amount == published
+    assert after_debit.debt == db.query(EntitlementDebit).filter_by(session_id=first.session_id).one().tokens
+    assert recovered.cumulative_amount == published + earned3 - after_debit.debt
+    assert recovered.debt == 0

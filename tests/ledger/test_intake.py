@@ -137,3 +137,39 @@ def test_wrong_checksum_rejected_lower_case_accepted(now):
     if wrong != address and wrong[2:] != wrong[2:].lower() and wrong[2:] != wrong[2:].upper():
         with pytest.raises(ValidationError, match="checksum"):
             SessionSubmission.model_validate(session_payload(wrong, now))
+
+
+def test_rate_limit_rejects_without_storing(db, settings, now):
+    limited = settings.model_copy(update={"rate_limit_sessions_per_hour": 3})
+    contributor = new_address()
+    items = [submission(contributor, now - timedelta(hours=2, minutes=i)) for i in range(5)]
+
+    results = submit_sessions(db, items, settings=limited, now=now)
+    retried = submit_sessions(db, [items[4]], settings=limited, now=now + timedelta(hours=1, minutes=1))
+
+    assert [r.reason for r in results[3:]] == ["rate_limited", "rate_limited"]
+    assert retried[0].status == "scored"
+
+
+def test_sensitive_categories_come_from_settings(db, settings, now):
+    custom = settings.model_copy(update={"sensitive_categories": ("shopping",)})
+    item = submission(new_address(), now - timedelta(hours=1), categories=["shopping"])
+    banking = submission(new_address(), now - timedelta(hours=1), categories=["banking"])
+
+    results = submit_sessions(db, [item, banking], settings=custom, now=now)
+
+    assert results[0].reason == "sensitive_category"
+    assert results[1].status == "scored"
+
+
+def test_same_batch_duplicates_credit_once(db, settings, now):
+    first = submission(new_address(), now - timedelta(hours=1))
+    same_hash = submission(new_address(), now - timedelta(hours=1), content_hash=first.content_hash)
+
+    results = submit_sessions(db, [first, same_hash, first], settings=settings, now=now)
+
+    assert results[0].status == "scored"
+    assert results[1].reason == "duplicate_content"
+    assert results[2].replayed
+    assert results[2].points == results[0].points
+    assert balance_of(db, first.contributor) == results[0].points
