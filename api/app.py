@@ -6,10 +6,11 @@ from pathlib import Path
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
 from sqlalchemy.orm import Session as DbSession
 from sqlalchemy.orm import sessionmaker
 
-from api import auth, claims, contributors, epochs, health, sessions
+from api import auth, claims, contributors, deployment, epochs, health, sessions
 from api.deps import AppState
 from api.errors import install_error_handlers
 from api.metrics import MetricsMiddleware
@@ -21,6 +22,17 @@ from ledger.logs import request_id
 logger = logging.getLogger(__name__)
 
 WEB_DIR = Path(__file__).resolve().parent / "web"
+
+#: Headers of the contributor page: it loads scripts and styles from this origin only, calls
+#: only this origin's API (the wallet extension reaches the chain) and sends no referrer.
+PAGE_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+        "img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
 
 
 def create_app(settings: Settings, factory: sessionmaker[DbSession], chain: ChainContext | None) -> FastAPI:
@@ -51,7 +63,7 @@ def create_app(settings: Settings, factory: sessionmaker[DbSession], chain: Chai
         return response
 
     v1 = APIRouter(prefix="/v1")
-    for module in (sessions, auth, contributors, claims, epochs):
+    for module in (sessions, auth, contributors, claims, epochs, deployment):
         v1.include_router(module.router)
     app.include_router(v1)
     app.include_router(health.router)
@@ -60,6 +72,8 @@ def create_app(settings: Settings, factory: sessionmaker[DbSession], chain: Chai
 
         @app.get("/", include_in_schema=False)
         def _index() -> FileResponse:
-            return FileResponse(WEB_DIR / "index.html")
+            return FileResponse(WEB_DIR / "index.html", headers=PAGE_HEADERS)
+
+        app.mount("/web", StaticFiles(directory=WEB_DIR), name="web")
 
     return app

@@ -2,11 +2,13 @@
 
 from datetime import datetime, timedelta
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import DbDep, NowDep, StateDep
-from ledger.auth.service import issue_nonce, sign_in
+from api.deps import DbDep, NowDep, StateDep, bearer_token
+from ledger.auth.service import issue_nonce, revoke_token, sign_in
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -65,3 +67,13 @@ def post_sign_in(request: SignInRequest, db: DbDep, state: StateDep, now: NowDep
         now=now,
     )
     return SignInResponse(token=result.token, address=result.address, expires_at=result.expires_at)
+
+
+@router.post(
+    "/sign-out",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={401: {"description": "Missing, unknown or expired bearer token"}},
+)
+def post_sign_out(db: DbDep, now: NowDep, token: Annotated[str | None, Depends(bearer_token)]) -> None:
+    """End the bearer token sent in the `Authorization` header before it expires."""
+    revoke_token(db, token, now=now)

@@ -60,11 +60,15 @@ def require_admin(db: DbDep, x_api_key: Annotated[str | None, Header()] = None) 
     return authenticate_api_key(db, x_api_key, scope=Scope.admin).key_id
 
 
-def require_contributor(db: DbDep, now: NowDep, authorization: Annotated[str | None, Header()] = None) -> str:
-    """Authenticate a contributor by the bearer token from sign-in; return their address."""
-    token = None
+def bearer_token(authorization: Annotated[str | None, Header()] = None) -> str | None:
+    """Return the token of an `Authorization: Bearer <token>` header, or None without one."""
     if authorization and authorization.lower().startswith("bearer "):
-        token = authorization[7:].strip()
+        return authorization[7:].strip()
+    return None
+
+
+def require_contributor(db: DbDep, now: NowDep, token: Annotated[str | None, Depends(bearer_token)]) -> str:
+    """Authenticate a contributor by the bearer token from sign-in; return their address."""
     return authenticate_token(db, token, now=now)
 
 

@@ -129,3 +129,19 @@ def authenticate_token(db: DbSession, token: str | None, *, now: datetime) -> st
     if address is None:
         raise Unauthorized("bearer token is unknown or expired: sign in again", code="invalid_token")
     return address
+
+
+def revoke_token(db: DbSession, token: str | None, *, now: datetime) -> str:
+    """End a bearer token now (sign-out) and return its contributor's address.
+
+    The row is kept with `expires_at` moved to `now`, so `authenticate_token` rejects it.
+
+    Raises:
+        Unauthorized: when the token is missing, unknown or already expired.
+    """
+    address = authenticate_token(db, token, now=now)
+    assert token is not None
+    db.execute(update(AccessToken).where(AccessToken.token_hash == hash_token(token)).values(expires_at=now))
+    db.flush()
+    logger.info("auth.sign_out contributor=%s", address)
+    return address
