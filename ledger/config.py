@@ -62,6 +62,14 @@ class Settings(BaseSettings):
     anchorer_keystore_password: SecretStr | None = None
 
     confirmations: int = Field(default=1, ge=0, description="Blocks on top of an anchor or claim.")
+    anchor_replace_after_seconds: float = Field(
+        default=120.0,
+        ge=0,
+        description="Seconds an anchor transaction may stay unmined before it is replaced with higher fees.",
+    )
+    chain_retry_max_seconds: float = Field(
+        default=300.0, gt=0, description="Longest wait between retries after a chain error, in seconds."
+    )
     challenge_period_seconds: int = Field(default=0, ge=0)
     emission_per_epoch: int = Field(
         default=1_000_000 * TOKEN_UNIT, gt=0, description="Tokens per epoch, in base units."

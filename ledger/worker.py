@@ -7,6 +7,8 @@ connection drops, the lock is released and another replica takes over on its nex
 
 import logging
 import threading
+import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -30,6 +32,35 @@ logger = logging.getLogger(__name__)
 LEADER_LOCK_SQL = "hashtextextended('ledger:scheduler-leader', 0)"
 
 
+@dataclass
+class Backoff:
+    """Capped exponential backoff after chain errors: base, 2 x base, 4 x base ... up to `cap` seconds.
+
+    Times are `time.monotonic()` seconds, passed in so that tests need no sleeping.
+    """
+
+    base: float
+    cap: float
+    failures: int = 0
+    retry_at: float = 0.0
+
+    def ready(self, now: float) -> bool:
+        """Return whether the chain jobs may run at `now`."""
+        return now >= self.retry_at
+
+    def failed(self, now: float) -> float:
+        """Record a failure at `now` and return the seconds to wait before the next attempt."""
+        self.failures += 1
+        delay = min(self.base * 2 ** (self.failures - 1), self.cap)
+        self.retry_at = now + delay
+        return delay
+
+    def succeeded(self) -> None:
+        """Forget earlier failures."""
+        self.failures = 0
+        self.retry_at = 0.0
+
+
 class Worker:
     """Runs the epoch, anchoring and indexing jobs when this process is the leader."""
 
@@ -48,6 +79,9 @@ class Worker:
         self._leader_connection: Connection | None = None
         self._scheduler: BackgroundScheduler | None = None
         self._tick_lock = threading.Lock()
+        self.chain_backoff = Backoff(
+            base=settings.scheduler_interval_seconds, cap=max(settings.chain_retry_max_seconds, settings.scheduler_interval_seconds)
+        )
 
     def is_leader(self) -> bool:
         """Take or confirm leadership; return whether this process holds it."""
@@ -86,14 +120,44 @@ class Worker:
                 return
             try:
                 self._close_and_build(force_close=force_close)
+            except Exception:
+                logger.exception("worker.tick.failed job=epochs")
+            now = time.monotonic()
+            if not self.chain_backoff.ready(now):
+                logger.info(
+                    "worker.chain.skipped failures=%s retry_in_seconds=%.1f",
+                    self.chain_backoff.failures,
+                    self.chain_backoff.retry_at - now,
+                )
+                return
+            try:
                 drive_anchoring(
-                    self.factory, self.chain, self.anchorer, confirmations=self.settings.confirmations
+                    self.factory,
+                    self.chain,
+                    self.anchorer,
+                    confirmations=self.settings.confirmations,
+                    replace_after_seconds=self.settings.anchor_replace_after_seconds,
                 )
                 index_claims(self.factory, self.chain, confirmations=self.settings.confirmations)
             except ChainError as error:
-                logger.warning("worker.tick.chain_error error_type=%s error=%s", type(error).__name__, error)
+                delay = self.chain_backoff.failed(time.monotonic())
+                # Retryable errors (node down, nonce races) clear up by themselves; the others
+                # (insufficient funds, reverted anchor, root mismatch) need an operator.
+                level = logging.WARNING if error.retryable else logging.ERROR
+                logger.log(
+                    level,
+                    "worker.chain.error error_type=%s retryable=%s failures=%s retry_in_seconds=%.1f error=%s",
+                    type(error).__name__,
+                    error.retryable,
+                    self.chain_backoff.failures,
+                    delay,
+                    error,
+                )
             except Exception:
-                logger.exception("worker.tick.failed")
+                delay = self.chain_backoff.failed(time.monotonic())
+                logger.exception("worker.tick.failed job=chain retry_in_seconds=%.1f", delay)
+            else:
+                self.chain_backoff.succeeded()
 
     def _close_and_build(self, *, force_close: bool) -> None:
         now = datetime.now(tz=UTC)

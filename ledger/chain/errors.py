@@ -1,8 +1,11 @@
 """Chain errors, and the one place where web3 and JSON-RPC failures are mapped to them.
 
     ChainError
-    ├── RpcUnavailable        the node did not answer: timeout, connection refused (retry)
+    ├── RpcUnavailable        the node did not answer (retry)
+    │   ├── RpcTimeout        no answer within the timeout
+    │   └── RpcConnectionRefused  nothing listens at the endpoint, or the connection dropped
     ├── ChainIdMismatch       the endpoint serves another chain than configured (stop)
+    ├── AlreadyKnown          the node already holds this exact transaction (nothing to do)
     ├── NonceTooLow           the nonce was used by another transaction (re-read state)
     ├── ReplacementUnderpriced  a replacement did not raise fees enough (raise them more)
     ├── InsufficientFunds     the signer cannot pay for gas (alert the operator)
@@ -25,8 +28,22 @@ class RpcUnavailable(ChainError):
     retryable = True
 
 
+class RpcTimeout(RpcUnavailable):
+    """The JSON-RPC endpoint did not answer within the timeout."""
+
+
+class RpcConnectionRefused(RpcUnavailable):
+    """The JSON-RPC endpoint refused or dropped the connection."""
+
+
 class ChainIdMismatch(ChainError):
     """The endpoint's `eth_chainId` differs from the configured chain id."""
+
+
+class AlreadyKnown(ChainError):
+    """The node already holds this exact signed transaction in its pool."""
+
+    retryable = True
 
 
 class NonceTooLow(ChainError):
@@ -57,15 +74,20 @@ def classify(error: Exception) -> ChainError:
     """Return the service's error for a web3, requests or RPC exception."""
     if isinstance(error, ChainError):
         return error
-    if isinstance(error, (requests.Timeout, requests.ConnectionError, TimeExhausted, ConnectionError, TimeoutError)):
-        return RpcUnavailable(f"RPC endpoint unavailable: {error}")
+    # requests.ConnectTimeout is both a Timeout and a ConnectionError: test for timeouts first.
+    if isinstance(error, (requests.Timeout, TimeExhausted, TimeoutError)):
+        return RpcTimeout(f"RPC endpoint timed out: {error}")
+    if isinstance(error, (requests.ConnectionError, ConnectionError)):
+        return RpcConnectionRefused(f"RPC endpoint unreachable: {error}")
     if isinstance(error, ContractCustomError):
         return TransactionReverted(f"execution reverted with custom error {error.data}", data=str(error.data))
     if isinstance(error, ContractLogicError):
         return TransactionReverted(f"execution reverted: {error}", data=str(error.data) if error.data else None)
     if isinstance(error, Web3RPCError):
         message = str(error).lower()
-        if "nonce too low" in message or "already known" in message and "nonce" in message:
+        if "already known" in message or "already imported" in message:
+            return AlreadyKnown(str(error))
+        if "nonce too low" in message:
             return NonceTooLow(str(error))
         if "underpriced" in message:
             return ReplacementUnderpriced(str(error))

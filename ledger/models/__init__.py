@@ -2,7 +2,7 @@
 
 from ledger.models.auth import AccessToken, ApiKey, SignInNonce
 from ledger.models.base import Base, TokenAmount
-from ledger.models.chain import AnchorTransaction, AnchorTxStatus, ChainClaim, IndexerCursor
+from ledger.models.chain import AnchorTransaction, AnchorTxStatus, ChainClaim, IndexerCursor, SignerNonce
 from ledger.models.contributor import ConsentEvent, Contributor
 from ledger.models.epoch import (
     Allocation,
@@ -44,5 +44,6 @@ __all__ = [
     "Session",
     "SessionStatus",
     "SignInNonce",
+    "SignerNonce",
     "TokenAmount",
 ]

@@ -22,6 +22,8 @@ class AnchorTxStatus(enum.StrEnum):
     """Mined with status 0, or rejected by the node."""
     REPLACED = "replaced"
     """Another transaction with the same nonce was mined."""
+    REVOKED = "revoked"
+    """Mined, but the guardian revoked the epoch it anchored; kept for the record only."""
 
 
 class AnchorTransaction(Base):
@@ -65,4 +67,21 @@ class IndexerCursor(Base):
 
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     block_number: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    block_hash: Mapped[bytes | None] = mapped_column(LargeBinary(32))
+    """Hash of `block_number` when it was indexed; a different canonical hash means a reorg."""
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+class SignerNonce(Base):
+    """The next nonce the service will use for one signer on one chain.
+
+    Every transaction the service signs takes its nonce from here, under a row lock, so two
+    jobs signing for the same key never pick the same nonce.
+    """
+
+    __tablename__ = "signer_nonces"
+
+    chain_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    address: Mapped[str] = mapped_column(String(42), primary_key=True)
+    next_nonce: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    updated_at: Mapped[datetime] = utc_now_column()

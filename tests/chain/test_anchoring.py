@@ -1,0 +1,263 @@
+"""The anchoring state machine against a real anvil and PostgreSQL: fee replacement, reorgs,
+a node restart, guardian revocation, and the per-signer nonce allocator."""
+
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import select
+
+from ledger.chain.anchoring import bump_fee, drive_anchoring
+from ledger.chain.devnet import start_anvil
+from ledger.chain.errors import RpcUnavailable
+from ledger.chain.nonces import allocate_nonce, release_nonce
+from ledger.db import unit_of_work
+from ledger.intake.withdrawal import withdraw_session
+from ledger.models import AnchorTransaction, AnchorTxStatus, EpochStatus, Session
+from ledger.worker import Backoff, Worker
+from tests.chain.conftest import build_first_epoch, deploy, load_epoch
+
+pytestmark = pytest.mark.chain
+
+
+def anchor_transactions(factory) -> list[AnchorTransaction]:
+    with factory() as db:
+        return list(db.scalars(select(AnchorTransaction).order_by(AnchorTransaction.created_at)))
+
+
+# ---------------------------------------------------------------------------------------------
+# fees
+
+
+def test_bump_fee_rounds_up():
+    assert bump_fee(1_000) == 1_125
+    assert bump_fee(1_001) == 1_127
+    assert bump_fee(8) == 9
+    assert bump_fee(0) == 1
+    assert bump_fee(10**30 + 1) == 1_125 * 10**27 + 2
+
+
+def test_stuck_anchor_replaced_with_same_nonce(chain_setup, factory, chain_settings):
+    build_first_epoch(factory, chain_settings)
+    chain = chain_setup.context()
+    chain_setup.rpc("evm_setAutomine", False)
+    try:
+        drive_anchoring(factory, chain, chain_setup.anchorer, confirmations=1, replace_after_seconds=3_600)
+        [first] = anchor_transactions(factory)
+        assert first.status == AnchorTxStatus.SENT
+        assert load_epoch(factory, 1).status == EpochStatus.SUBMITTED
+
+        drive_anchoring(factory, chain, chain_setup.anchorer, confirmations=1, replace_after_seconds=0)
+
+        old, new = anchor_transactions(factory)
+        assert old.tx_hash == first.tx_hash
+        assert new.nonce == old.nonce
+        assert new.max_fee_per_gas >= -(-old.max_fee_per_gas * 1125 // 1000)
+        assert new.max_priority_fee_per_gas >= -(-old.max_priority_fee_per_gas * 1125 // 1000)
+        assert new.status == AnchorTxStatus.SENT
+        pool = chain_setup.w3.eth.get_transaction(new.tx_hash)
+        assert pool["blockNumber"] is None
+        chain_setup.rpc("evm_mine")
+    finally:
+        chain_setup.rpc("evm_setAutomine", True)
+
+    drive_anchoring(factory, chain, chain_setup.anchorer, confirmations=1, replace_after_seconds=3_600)
+
+    statuses = {record.tx_hash: record.status for record in anchor_transactions(factory)}
+    assert statuses == {old.tx_hash: AnchorTxStatus.REPLACED, new.tx_hash: AnchorTxStatus.MINED}
+    epoch = load_epoch(factory, 1)
+    assert epoch.status == EpochStatus.ACTIVE
+    assert epoch.anchor_tx_hash == new.tx_hash
+    assert len(chain_setup.anchored_events()) == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# confirmations and reorgs
+
+
+def test_reorg_dropping_anchor_resends_it(anvil, tmp_path, factory, chain_settings):
+    setup = deploy(anvil, tmp_path, challenge_period=3_600)
+    build_first_epoch(factory, chain_settings)
+    chain = setup.context()
+    before_anchor = setup.rpc("evm_snapshot")
+
+    drive_anchoring(factory, chain, setup.anchorer, confirmations=2)
+    [record] = anchor_transactions(factory)
+    assert record.status == AnchorTxStatus.MINED
+    assert load_epoch(factory, 1).status == EpochStatus.SUBMITTED
+    setup.rpc("evm_mine")
+    drive_anchoring(factory, chain, setup.anchorer, confirmations=2)
+    anchored = load_epoch(factory, 1)
+    assert anchored.status == EpochStatus.ANCHORED
+    first_block = anchored.anchor_block
+
+    # Drop the anchor block and build a longer chain without it.
+    setup.rpc("evm_revert", before_anchor)
+    setup.rpc("anvil_mine", hex(3))
+    assert setup.anchored_events() == []
+
+    drive_anchoring(factory, chain, setup.anchorer, confirmations=2)
+
+    assert load_epoch(factory, 1).status == EpochStatus.SUBMITTED
+    [resent] = anchor_transactions(factory)
+    assert resent.tx_hash == record.tx_hash
+    setup.rpc("evm_mine")
+    drive_anchoring(factory, chain, setup.anchorer, confirmations=2)
+    epoch = load_epoch(factory, 1)
+    assert epoch.status == EpochStatus.ANCHORED
+    assert epoch.anchor_block != first_block
+    events = setup.anchored_events()
+    assert len(events) == 1
+    assert bytes(events[0]["transactionHash"]) == record.tx_hash
+
+
+def test_anchor_waits_for_confirmations(anvil, tmp_path, factory, chain_settings):
+    setup = deploy(anvil, tmp_path, challenge_period=3_600)
+    build_first_epoch(factory, chain_settings)
+    chain = setup.context()
+
+    drive_anchoring(factory, chain, setup.anchorer, confirmations=3)
+    assert load_epoch(factory, 1).status == EpochStatus.SUBMITTED
+    setup.rpc("evm_mine")
+    drive_anchoring(factory, chain, setup.anchorer, confirmations=3)
+    assert load_epoch(factory, 1).status == EpochStatus.SUBMITTED
+    setup.rpc("evm_mine")
+    drive_anchoring(factory, chain, setup.anchorer, confirmations=3)
+    assert load_epoch(factory, 1).status == EpochStatus.ANCHORED
+
+    setup.rpc("evm_increaseTime", 3_600)
+    setup.rpc("evm_mine")
+    drive_anchoring(factory, chain, setup.anchorer, confirmations=3)
+    assert load_epoch(factory, 1).status == EpochStatus.ACTIVE
+
+
+# ---------------------------------------------------------------------------------------------
+# node down in the middle of anchoring
+
+
+def test_node_restart_mid_anchoring(tmp_path, factory, chain_settings):
+    state = tmp_path / "anvil-state.json"
+    node = start_anvil(state_path=state)
+    try:
+        setup = deploy(node, tmp_path, challenge_period=0)
+        build_first_epoch(factory, chain_settings)
+        chain = setup.context()
+        worker = Worker(settings=chain_settings, factory=factory, chain=chain, anchorer=setup.anchorer)
+        setup.rpc("evm_setAutomine", False)
+        drive_anchoring(factory, chain, setup.anchorer, confirmations=1)
+        [record] = anchor_transactions(factory)
+        assert record.status == AnchorTxStatus.SENT
+
+        # SIGTERM makes anvil write its state to `state`; the pending transaction may be lost.
+        node.stop()
+        assert state.is_file()
+        with pytest.raises(RpcUnavailable):
+            drive_anchoring(factory, chain, setup.anchorer, confirmations=1)
+        worker.tick()
+        assert worker.chain_backoff.failures == 1
+        assert load_epoch(factory, 1).status == EpochStatus.SUBMITTED
+
+        node = start_anvil(port=node.port, state_path=state)
+        assert setup.w3.eth.get_code(setup.deployment.distributor_address) != b""
+        # The first tick after the restart sends the stored transaction again, the next one
+        # finds its receipt.
+        drive_anchoring(factory, chain, setup.anchorer, confirmations=1)
+        drive_anchoring(factory, chain, setup.anchorer, confirmations=1)
+
+        epoch = load_epoch(factory, 1)
+        assert epoch.status == EpochStatus.ACTIVE
+        assert epoch.anchor_tx_hash == record.tx_hash
+        assert len(setup.anchored_events()) == 1
+        worker.stop()
+    finally:
+        node.stop()
+
+
+def test_backoff_doubles_up_to_cap():
+    backoff = Backoff(base=5.0, cap=60.0)
+    assert backoff.ready(0.0)
+
+    delays = [backoff.failed(100.0) for _ in range(6)]
+
+    assert delays == [5.0, 10.0, 20.0, 40.0, 60.0, 60.0]
+    assert not backoff.ready(159.0)
+    assert backoff.ready(160.0)
+    backoff.succeeded()
+    assert backoff.failures == 0
+    assert backoff.ready(0.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# guardian revocation
+
+
+def test_revoked_epoch_rebuilt_and_anchored_again(anvil, tmp_path, factory, chain_settings):
+    setup = deploy(anvil, tmp_path, challenge_period=3_600)
+    contributors = build_first_epoch(factory, chain_settings)
+    chain = setup.context()
+    drive_anchoring(factory, chain, setup.anchorer, confirmations=1)
+    first = load_epoch(factory, 1)
+    assert first.status == EpochStatus.ANCHORED
+
+    distributor = chain.distributor.functions
+    revoke = distributor.revoke(1).build_transaction(
+        {"from": setup.guardian.address, "nonce": setup.w3.eth.get_transaction_count(setup.guardian.address)}
+    )
+    setup.w3.eth.send_raw_transaction(setup.guardian.sign_transaction(revoke).raw_transaction)
+    drive_anchoring(factory, chain, setup.anchorer, confirmations=1)
+    assert load_epoch(factory, 1).status == EpochStatus.REVOKED
+
+    # The operator withdraws the session that made the roots wrong before the rebuild.
+    with factory() as db:
+        wrong = db.scalar(select(Session).where(Session.contributor == contributors[0]))
+        assert wrong is not None
+    with unit_of_work(factory) as db:
+        withdraw_session(db, session_id=uuid.UUID(str(wrong.session_id)), contributor=contributors[0], now=datetime.now(tz=UTC))
+
+    drive_anchoring(factory, chain, setup.anchorer, confirmations=1)
+
+    rebuilt = load_epoch(factory, 1)
+    assert rebuilt.status == EpochStatus.ANCHORED
+    assert rebuilt.claims_root != first.claims_root
+    assert rebuilt.contributions_root != first.contributions_root
+    on_chain = distributor.epochs(1).call()
+    assert (on_chain[0], on_chain[1], on_chain[4]) == (rebuilt.claims_root, rebuilt.contributions_root, False)
+    statuses = [record.status for record in anchor_transactions(factory)]
+    assert statuses == [AnchorTxStatus.REVOKED, AnchorTxStatus.MINED]
+    assert [event["args"]["claimsRoot"] for event in setup.anchored_events()] == [first.claims_root, rebuilt.claims_root]
+
+    setup.rpc("evm_increaseTime", 3_600)
+    setup.rpc("evm_mine")
+    drive_anchoring(factory, chain, setup.anchorer, confirmations=1)
+    assert load_epoch(factory, 1).status == EpochStatus.ACTIVE
+    assert distributor.activeClaimsRoot().call() == rebuilt.claims_root
+
+
+# ---------------------------------------------------------------------------------------------
+# nonces
+
+
+def test_nonce_allocator_per_signer(chain_setup, factory):
+    chain = chain_setup.context()
+    anchorer, other = chain_setup.anchorer.address, chain_setup.node.accounts[7].address
+    on_chain = chain_setup.w3.eth.get_transaction_count(anchorer, "pending")
+
+    with unit_of_work(factory) as db:
+        first = allocate_nonce(db, chain, anchorer)
+        second = allocate_nonce(db, chain, anchorer)
+        unrelated = allocate_nonce(db, chain, other)
+
+    assert (first, second) == (on_chain, on_chain + 1)
+    assert unrelated == chain_setup.w3.eth.get_transaction_count(other, "pending")
+
+    with unit_of_work(factory) as db:
+        release_nonce(db, chain.chain_id, anchorer, first)  # not the latest: kept
+        assert allocate_nonce(db, chain, anchorer) == on_chain + 2
+        release_nonce(db, chain.chain_id, anchorer, on_chain + 2)
+        assert allocate_nonce(db, chain, anchorer) == on_chain + 2
+
+    with pytest.raises(RuntimeError), unit_of_work(factory) as db:
+        allocate_nonce(db, chain, anchorer)
+        raise RuntimeError("rolled back")
+    with unit_of_work(factory) as db:
+        assert allocate_nonce(db, chain, anchorer) == on_chain + 3

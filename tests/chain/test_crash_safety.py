@@ -1,0 +1,76 @@
+"""The worker killed with SIGKILL at each step of anchoring, then run again: exactly one anchor.
+
+Each test runs `ledger worker --once` as a real process against a real anvil and PostgreSQL,
+with LEDGER_TEST_CRASH_AT naming the point where it kills itself.
+"""
+
+import signal
+
+import pytest
+from sqlalchemy import select
+
+from ledger.chain.crashpoints import CRASH_ENV
+from ledger.models import AnchorTransaction, AnchorTxStatus, EpochStatus
+from tests.chain.conftest import build_first_epoch, load_epoch, run_worker_once, worker_environment
+
+pytestmark = pytest.mark.chain
+
+
+def anchor_transactions(factory) -> list[AnchorTransaction]:
+    with factory() as db:
+        return list(db.scalars(select(AnchorTransaction).order_by(AnchorTransaction.created_at)))
+
+
+@pytest.mark.parametrize("point", ["anchor.before_send", "anchor.after_send", "anchor.after_record"])
+def test_worker_killed_then_rerun_anchors_once(point, chain_setup, factory, ledger_database, chain_settings, tmp_path):
+    build_first_epoch(factory, chain_settings)
+    built = load_epoch(factory, 1)
+    environment = worker_environment(chain_setup, ledger_database)
+    anchorer = chain_setup.anchorer.address
+    # The anchorer's nonce carries over from earlier tests on the same anvil.
+    first_nonce = chain_setup.w3.eth.get_transaction_count(anchorer)
+
+    crashed = run_worker_once({**environment, CRASH_ENV: point}, tmp_path)
+
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr
+    assert f"test.crash point={point}" in crashed.stderr
+    [signed] = anchor_transactions(factory)
+    assert signed.nonce == first_nonce
+    if point == "anchor.before_send":
+        assert signed.status == AnchorTxStatus.SIGNED
+        assert load_epoch(factory, 1).status == EpochStatus.BUILT
+        assert chain_setup.w3.eth.get_transaction_count(anchorer, "pending") == first_nonce
+    elif point == "anchor.after_send":
+        assert signed.status == AnchorTxStatus.SIGNED
+        assert load_epoch(factory, 1).status == EpochStatus.BUILT
+        assert chain_setup.w3.eth.get_transaction_count(anchorer) == first_nonce + 1
+    else:
+        assert signed.status == AnchorTxStatus.SENT
+        assert load_epoch(factory, 1).status == EpochStatus.SUBMITTED
+
+    rerun = run_worker_once(environment, tmp_path)
+
+    assert rerun.returncode == 0, rerun.stderr
+    epoch = load_epoch(factory, 1)
+    assert epoch.status == EpochStatus.ACTIVE
+    events = chain_setup.anchored_events()
+    assert len(events) == 1
+    assert events[0]["args"]["epoch"] == 1
+    assert events[0]["args"]["claimsRoot"] == built.claims_root
+    assert events[0]["args"]["contributionsRoot"] == built.contributions_root
+    assert events[0]["args"]["totalEntitled"] == built.total_entitled
+    assert bytes(events[0]["transactionHash"]) == signed.tx_hash
+    assert epoch.anchor_tx_hash == signed.tx_hash
+    assert chain_setup.w3.eth.get_transaction_count(anchorer) == first_nonce + 1
+    [mined] = anchor_transactions(factory)
+    assert mined.status == AnchorTxStatus.MINED
+
+
+def test_worker_rejects_chain_id_mismatch(chain_setup, ledger_database, tmp_path):
+    environment = worker_environment(chain_setup, ledger_database, LEDGER_CHAIN_ID="11155111")
+
+    result = run_worker_once(environment, tmp_path)
+
+    assert result.returncode == 2
+    assert "serves chain id 31337 but 11155111 is configured" in result.stderr
+    assert "Traceback" not in result.stderr
