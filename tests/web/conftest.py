@@ -37,6 +37,7 @@ from ledger.models import Epoch, EpochStatus
 from ledger.worker import Worker
 from tests.conftest import migrated_database
 from tests.ledger.factories import session_payload
+from tests.merkle.conftest import run_oz  # noqa: F401 - the Merkle cross-check runner, for API output
 
 ARTIFACTS_DIR = PROJECT_ROOT / "test-artifacts"
 CAST_BINARY = PROJECT_ROOT / "node_modules" / "@foundry-rs" / "cast-linux-amd64" / "bin" / "cast"
