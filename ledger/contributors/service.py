@@ -55,18 +55,31 @@ def ensure_contributors(db: Session, addresses: list[str]) -> None:
         db.execute(insert(Contributor).values(rows).on_conflict_do_nothing())
 
 
+def lock_keys(db: Session, namespace: str, keys: list[str]) -> None:
+    """Take a transaction-scoped advisory lock per key, all in one statement, in a fixed order.
+
+    Locks are ordered by their 64-bit key, so two transactions that share keys take them in the
+    same order and cannot deadlock on them.
+    """
+    if not keys:
+        return
+    db.execute(
+        text(
+            "SELECT pg_advisory_xact_lock(lock_key) FROM ("
+            " SELECT DISTINCT hashtextextended(:namespace || key, 0) AS lock_key"
+            " FROM unnest(CAST(:keys AS text[])) AS key ORDER BY 1) AS ordered"
+        ),
+        {"namespace": f"{namespace}:", "keys": sorted(set(keys))},
+    )
+
+
 def lock_contributors(db: Session, addresses: list[str]) -> None:
-    """Take a transaction-scoped advisory lock per contributor, in a fixed order.
+    """Lock each contributor for the rest of the transaction.
 
     Intake, consent changes and withdrawals of one contributor run one at a time, which keeps the
-    rate limit, the daily cap and the consent check consistent. Sorting avoids deadlocks between
-    batches that share contributors.
+    rate limit, the daily cap and the consent check consistent.
     """
-    for address in sorted(set(addresses)):
-        db.execute(
-            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
-            {"key": f"contributor:{address}"},
-        )
+    lock_keys(db, "contributor", addresses)
 
 
 def set_sharing(db: Session, *, contributor: str, sharing: bool, at: datetime) -> ConsentEvent:

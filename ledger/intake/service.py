@@ -6,6 +6,7 @@ in memory in request order, and the writes are a handful of bulk statements. Per
 advisory locks, taken in address order, make the in-memory view exact for the transaction.
 """
 
+import enum
 import logging
 import uuid
 from collections import defaultdict
@@ -13,14 +14,16 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from psycopg import errors as pg_errors
-from sqlalchemy import func, select, tuple_, update
+from psycopg.types.json import Jsonb
+from sqlalchemy import func, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session as DbSession
 from sqlalchemy.orm import sessionmaker
 
+from ledger.bulk import copy_rows
 from ledger.config import Settings
-from ledger.contributors.service import ensure_contributors, lock_contributors
+from ledger.contributors.service import ensure_contributors, lock_contributors, lock_keys
 from ledger.epochs.service import lock_open_epoch_shared, open_epoch_number
 from ledger.errors import Conflict
 from ledger.intake.schemas import SessionResult, SessionSubmission
@@ -132,6 +135,10 @@ def submit_sessions(
 
     An item whose `session_id` is known with a different payload yields a `SessionConflict` in its
     place (the others are still processed); the same payload again yields the first result.
+
+    Locks are taken in phases (open epoch shared, contributors, session ids, content hashes),
+    each phase in key order, so every check below reads state no other batch can change before
+    this transaction ends.
     """
     if not submissions:
         return []
@@ -140,13 +147,13 @@ def submit_sessions(
     contributors = sorted({submission.contributor for submission in submissions})
     ensure_contributors(db, contributors)
     lock_contributors(db, contributors)
+    session_ids = [submission.session_id for submission in submissions]
+    lock_keys(db, "session", [str(session_id) for session_id in session_ids])
 
     known = {
         row.session_id: row
         for row in db.scalars(
-            select(Session)
-            .where(Session.session_id.in_([submission.session_id for submission in submissions]))
-            .execution_options(populate_existing=True)
+            select(Session).where(Session.session_id.in_(session_ids)).execution_options(populate_existing=True)
         )
     }
     consent = _Consent(db, contributors)
@@ -190,7 +197,9 @@ def submit_sessions(
         in_batch[submission.session_id] = pending
         outcomes.append(pending)
 
-    _store(db, list(in_batch.values()), epoch=epoch, now=now)
+    pending_items = list(in_batch.values())
+    _reject_duplicate_content(db, pending_items)
+    _store(db, pending_items, epoch=epoch, now=now)
 
     final: list[SessionResult | SessionConflict] = []
     answered: set[uuid.UUID] = set()
@@ -209,61 +218,78 @@ def submit_sessions(
     return final
 
 
+def _reject_duplicate_content(db: DbSession, pending: list[_Pending]) -> None:
+    """Mark sessions whose content hash is already credited, or earlier in this batch."""
+    accepted = [item for item in pending if item.reason is None]
+    if not accepted:
+        return
+    hashes = [item.submission.content_hash_bytes for item in accepted]
+    lock_keys(db, "content", [content_hash.hex() for content_hash in hashes])
+    credited = set(db.scalars(select(CreditedContent.content_hash).where(CreditedContent.content_hash.in_(hashes))))
+    for item in accepted:
+        content_hash = item.submission.content_hash_bytes
+        if content_hash in credited:
+            item.reason = RejectionReason.DUPLICATE_CONTENT
+        credited.add(content_hash)
+
+
 def _store(db: DbSession, pending: list[_Pending], *, epoch: int, now: datetime) -> None:
-    """Insert the batch's new sessions, credit their content, score and journal them."""
+    """Score the batch's new sessions, then write sessions, credits, day totals and journal."""
     if not pending:
         return
+    accepted = [item for item in pending if item.reason is None]
+    scores, entries = _score(db, accepted, epoch=epoch)
 
-    rows = [_session_row(item, now=now) for item in pending]
-    inserted = set(
-        db.scalars(
-            insert(Session).values(rows).on_conflict_do_nothing(index_elements=[Session.session_id]).returning(Session.session_id)
-        )
+    rows = []
+    for item in pending:
+        row = _session_row(item, now=now)
+        score = scores.get(item.submission.session_id)
+        if score is not None:
+            row.update(score)
+        else:
+            item.result = SessionResult(session_id=item.submission.session_id, status="rejected", reason=item.reason.value)
+            logger.info("intake.session.rejected session_id=%s reason=%s", item.submission.session_id, item.reason.value)
+        rows.append(row)
+    copy_rows(db, "sessions", SESSION_COLUMNS, ([_copy_value(row[column]) for column in SESSION_COLUMNS] for row in rows))
+    copy_rows(
+        db,
+        "credited_content",
+        ("content_hash", "session_id"),
+        ((item.submission.content_hash_bytes, item.submission.session_id) for item in accepted),
     )
-    raced = [item for item in pending if item.submission.session_id not in inserted]
-    if raced:
-        # Another transaction stored these ids between our read and our insert.
-        stored = {
-            row.session_id: row
-            for row in db.scalars(
-                select(Session)
-                .where(Session.session_id.in_([item.submission.session_id for item in raced]))
-                .execution_options(populate_existing=True)
-            )
-        }
-        for item in raced:
-            row = stored[item.submission.session_id]
-            item.result = result_of(row, replayed=True) if row.payload_hash == item.payload_hash else _conflict(row.session_id)
-    fresh = [item for item in pending if item.submission.session_id in inserted]
+    post_entries(db, entries)
 
-    accepted = [item for item in fresh if item.reason is None]
-    if accepted:
-        winners = set(
-            db.scalars(
-                insert(CreditedContent)
-                .values([{"content_hash": i.submission.content_hash_bytes, "session_id": i.submission.session_id} for i in accepted])
-                .on_conflict_do_nothing()
-                .returning(CreditedContent.session_id)
-            )
-        )
-        for item in accepted:
-            if item.submission.session_id not in winners:
-                item.reason = RejectionReason.DUPLICATE_CONTENT
 
-    rejected = [item for item in fresh if item.reason is not None]
-    for item in rejected:
-        item.result = SessionResult(session_id=item.submission.session_id, status="rejected", reason=item.reason.value)
-        logger.info("intake.session.rejected session_id=%s reason=%s", item.submission.session_id, item.reason.value)
-    duplicates = [item for item in rejected if item.reason == RejectionReason.DUPLICATE_CONTENT]
-    if duplicates:
-        db.execute(
-            update(Session)
-            .where(Session.session_id.in_([item.submission.session_id for item in duplicates]))
-            .values(status=SessionStatus.REJECTED, reason=RejectionReason.DUPLICATE_CONTENT.value)
-            .execution_options(synchronize_session=False)
-        )
+def _copy_value(value: object) -> object:
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, dict):
+        return Jsonb(value)
+    return value
 
-    _score(db, [item for item in fresh if item.reason is None], epoch=epoch)
+
+SESSION_COLUMNS = (
+    "session_id",
+    "contributor",
+    "started_at",
+    "ended_at",
+    "active_seconds",
+    "clicks",
+    "keystrokes",
+    "scrolls",
+    "navigations",
+    "categories",
+    "content_hash",
+    "client_version",
+    "payload_hash",
+    "status",
+    "reason",
+    "points",
+    "policy_version",
+    "score_inputs",
+    "epoch",
+    "received_at",
+)
 
 
 def _session_row(item: _Pending, *, now: datetime) -> dict:
@@ -284,25 +310,31 @@ def _session_row(item: _Pending, *, now: datetime) -> dict:
         "payload_hash": item.payload_hash,
         "status": SessionStatus.REJECTED if item.reason else SessionStatus.ACCEPTED,
         "reason": item.reason.value if item.reason else None,
+        "points": None,
+        "policy_version": None,
+        "score_inputs": None,
+        "epoch": None,
         "received_at": now,
     }
 
 
-def _score(db: DbSession, items: list[_Pending], *, epoch: int) -> None:
-    """Score accepted sessions in request order under each one's policy and daily cap."""
+def _score(db: DbSession, items: list[_Pending], *, epoch: int) -> tuple[dict[uuid.UUID, dict], list[dict]]:
+    """Score accepted sessions in request order under each one's policy and the daily cap.
+
+    Writes the day totals; returns the scored columns of each session row and the journal
+    entries to post once the session rows exist.
+    """
     if not items:
-        return
+        return {}, []
     policies = _Policies(db)
     days = {(item.submission.contributor, item.submission.started_at.astimezone(UTC).date()) for item in items}
     used: dict[tuple[str, date], int] = {
         (row.contributor, row.day): row.points
-        for row in db.scalars(
-            select(DailyPoints).where(tuple_(DailyPoints.contributor, DailyPoints.day).in_(sorted(days)))
-        )
+        for row in db.scalars(select(DailyPoints).where(tuple_(DailyPoints.contributor, DailyPoints.day).in_(sorted(days))))
     }
     added: dict[tuple[str, date], int] = defaultdict(int)
 
-    updates = []
+    scores: dict[uuid.UUID, dict] = {}
     entries = []
     for item in items:
         submission = item.submission
@@ -333,17 +365,14 @@ def _score(db: DbSession, items: list[_Pending], *, epoch: int) -> None:
                     "postings": [Posting(EMISSION_ACCOUNT, -points), Posting(submission.contributor, points)],
                 }
             )
-        updates.append(
-            {
-                "session_id": submission.session_id,
-                "status": SessionStatus.SCORED,
-                "reason": reason,
-                "points": points,
-                "policy_version": policy.version,
-                "score_inputs": inputs.to_json(),
-                "epoch": epoch,
-            }
-        )
+        scores[submission.session_id] = {
+            "status": SessionStatus.SCORED,
+            "reason": reason,
+            "points": points,
+            "policy_version": policy.version,
+            "score_inputs": inputs.to_json(),
+            "epoch": epoch,
+        }
         item.result = SessionResult(
             session_id=submission.session_id,
             status="scored",
@@ -360,17 +389,17 @@ def _score(db: DbSession, items: list[_Pending], *, epoch: int) -> None:
             policy.version,
         )
 
-    db.execute(update(Session), updates)
     day_rows = [{"contributor": c, "day": d, "points": p} for (c, d), p in sorted(added.items()) if p > 0]
     if day_rows:
-        statement = insert(DailyPoints).values(day_rows)
+        statement = insert(DailyPoints)
         db.execute(
             statement.on_conflict_do_update(
                 index_elements=[DailyPoints.contributor, DailyPoints.day],
                 set_={"points": DailyPoints.points + statement.excluded.points},
-            )
+            ),
+            day_rows,
         )
-    post_entries(db, entries)
+    return scores, entries
 
 
 def is_retryable(error: BaseException) -> bool:

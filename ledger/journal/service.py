@@ -8,6 +8,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from ledger.bulk import copy_rows, next_ids
 from ledger.models import EMISSION_ACCOUNT, JournalEntry, JournalPosting, PointBalance
 
 logger = logging.getLogger(__name__)
@@ -72,10 +73,12 @@ def post_entry(
 
 
 def post_entries(db: Session, entries: list[dict]) -> list[int]:
-    """Append many balanced entries with three statements, skipping known idempotency keys.
+    """Append many new, balanced entries with COPY and update the balances they touch.
 
     Each item has the keyword arguments of `post_entry` (`idempotency_key`, `kind`, `epoch`,
-    `postings`, optionally `session_id` and `reverses_id`). Returns the ids of the new entries.
+    `postings`, optionally `session_id` and `reverses_id`). The caller guarantees the keys are
+    new (for intake: the session ids are locked and unseen); the unique index still rejects a
+    repeated key, failing the transaction rather than crediting twice. Returns the new ids.
 
     Raises:
         UnbalancedEntry: when any entry's postings do not sum to zero; nothing is written.
@@ -86,38 +89,25 @@ def post_entries(db: Session, entries: list[dict]) -> list[int]:
         if sum(posting.amount for posting in entry["postings"]) != 0:
             raise UnbalancedEntry(f"entry {entry['idempotency_key']!r} does not balance: {entry['postings']!r}")
 
-    rows = [
-        {
-            "idempotency_key": entry["idempotency_key"],
-            "kind": entry["kind"],
-            "epoch": entry["epoch"],
-            "session_id": entry.get("session_id"),
-            "reverses_id": entry.get("reverses_id"),
-        }
-        for entry in entries
-    ]
-    created = dict(
-        db.execute(
-            insert(JournalEntry)
-            .values(rows)
-            .on_conflict_do_nothing(index_elements=[JournalEntry.idempotency_key])
-            .returning(JournalEntry.idempotency_key, JournalEntry.id)
-        ).all()
+    ids = next_ids(db, "journal_entries_id_seq", len(entries))
+    copy_rows(
+        db,
+        "journal_entries",
+        ("id", "idempotency_key", "kind", "epoch", "session_id", "reverses_id"),
+        (
+            (entry_id, entry["idempotency_key"], entry["kind"], entry["epoch"], entry.get("session_id"), entry.get("reverses_id"))
+            for entry_id, entry in zip(ids, entries)
+        ),
     )
-    postings: list[Posting] = []
-    posting_rows = []
-    for entry in entries:
-        entry_id = created.get(entry["idempotency_key"])
-        if entry_id is None:
-            logger.info("journal.entry.duplicate idempotency_key=%s", entry["idempotency_key"])
-            continue
-        for posting in entry["postings"]:
-            posting_rows.append({"entry_id": entry_id, "account": posting.account, "amount": posting.amount})
-            postings.append(posting)
-    if posting_rows:
-        db.execute(insert(JournalPosting), posting_rows)
-        _add_to_balances(db, postings)
-    return list(created.values())
+    postings = [posting for entry in entries for posting in entry["postings"]]
+    copy_rows(
+        db,
+        "journal_postings",
+        ("entry_id", "account", "amount"),
+        ((entry_id, posting.account, posting.amount) for entry_id, entry in zip(ids, entries) for posting in entry["postings"]),
+    )
+    _add_to_balances(db, postings)
+    return ids
 
 
 def _add_to_balances(db: Session, postings: list[Posting]) -> None:
@@ -125,13 +115,14 @@ def _add_to_balances(db: Session, postings: list[Posting]) -> None:
     for posting in postings:
         totals[posting.account] = totals.get(posting.account, 0) + posting.amount
     # Sorted so two transactions touching the same accounts lock rows in the same order.
-    rows = [{"account": account, "balance": totals[account]} for account in sorted(totals)]
-    statement = insert(PointBalance).values(rows)
+    accounts = sorted(totals)
     db.execute(
-        statement.on_conflict_do_update(
-            index_elements=[PointBalance.account],
-            set_={"balance": PointBalance.balance + statement.excluded.balance},
-        )
+        text(
+            "INSERT INTO point_balances (account, balance)"
+            " SELECT * FROM unnest(CAST(:accounts AS varchar[]), CAST(:amounts AS bigint[]))"
+            " ON CONFLICT (account) DO UPDATE SET balance = point_balances.balance + EXCLUDED.balance"
+        ),
+        {"accounts": accounts, "amounts": [totals[account] for account in accounts]},
     )
 
 
