@@ -73,6 +73,7 @@ def main() -> int:
     parser.add_argument("--sessions", type=int, default=48_000, help="sessions in all (default 48,000)")
     parser.add_argument("--batch", type=int, default=250, help="sessions per request (default 250)")
     parser.add_argument("--contributors", type=int, default=20_000, help="distinct contributors (default 20,000)")
+    parser.add_argument("--workers", type=int, default=2, help="API worker processes (default 2, one per core)")
     args = parser.parse_args()
 
     name = f"ledger_bench_{uuid.uuid4().hex[:8]}"
@@ -92,7 +93,7 @@ def main() -> int:
     try:
         subprocess.run([sys.executable, "-m", "ledger.cli", "migrate"], env=env, check=True, cwd=ROOT)
         server = subprocess.Popen(
-            [sys.executable, "-m", "ledger.cli", "--log-level", "WARNING", "serve", "--port", str(port)], env=env, cwd=ROOT
+            [sys.executable, "-m", "ledger.cli", "--log-level", "WARNING", "serve", "--port", str(port), "--workers", str(args.workers)], env=env, cwd=ROOT
         )
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 30
@@ -142,7 +143,7 @@ def main() -> int:
             scored = check.execute("SELECT count(*) FROM sessions WHERE status = 'scored'").fetchone()[0]
             total = check.execute("SELECT coalesce(sum(amount), 0) FROM journal_postings").fetchone()[0]
         latencies.sort()
-        print(f"clients {args.clients}, batch {args.batch}, sessions {args.sessions:,}, scored in database {scored:,}")
+        print(f"API workers {args.workers}, clients {args.clients}, batch {args.batch}, sessions {args.sessions:,}, scored in database {scored:,}")
         print(f"wall {wall:.2f} s -> {scored / wall:,.0f} sessions/s (target >= 3,000)")
         print(
             f"batch latency: median {statistics.median(latencies) * 1000:.0f} ms, "

@@ -62,9 +62,21 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             ensure_open_epoch(db, settings=settings, now=datetime.now(tz=UTC))
             if settings.collector_api_key is not None:
                 register_api_key(db, key=settings.collector_api_key.get_secret_value(), name="bootstrap collector", scope=Scope.sessions_write)
-        app = create_app(settings, factory, _chain(settings))
-        logger.info("serve.start host=%s port=%s", args.host, args.port)
-        uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False)
+        logger.info("serve.start host=%s port=%s workers=%s", args.host, args.port, args.workers)
+        if args.workers > 1:
+            os.environ["DATABASE_URL"] = url
+            uvicorn.run(
+                "api.main:build_app",
+                factory=True,
+                host=args.host,
+                port=args.port,
+                workers=args.workers,
+                log_config=None,
+                access_log=False,
+            )
+        else:
+            app = create_app(settings, factory, _chain(settings))
+            uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False)
     return 0
 
 
@@ -261,6 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the HTTP API under uvicorn")
     serve.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
+    serve.add_argument("--workers", type=int, default=1, help="API worker processes (default 1)")
     serve.set_defaults(handler=cmd_serve)
 
     worker = commands.add_parser("worker", help="run the scheduler: close, build, anchor, index")

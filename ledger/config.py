@@ -40,6 +40,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LEDGER_", env_file=".env", extra="ignore")
 
     environment: str = Field(default="development", description="development, test or production")
+    log_level: str = Field(default="INFO", description="logging level of services")
 
     database_url: str | None = Field(
         default=None,
