@@ -14,6 +14,7 @@ from api import auth, claims, contributors, deployment, epochs, health, sessions
 from api.deps import AppState
 from api.errors import install_error_handlers
 from api.metrics import MetricsMiddleware
+from api.ratelimit import PublicRateLimitMiddleware, RateLimit, document_rate_limits
 from ledger import __version__
 from ledger.chain.client import ChainContext
 from ledger.config import Settings
@@ -35,8 +36,17 @@ PAGE_HEADERS = {
 }
 
 
-def create_app(settings: Settings, factory: sessionmaker[DbSession], chain: ChainContext | None) -> FastAPI:
-    """Build the API over an existing session factory and, if configured, a chain connection."""
+def create_app(
+    settings: Settings,
+    factory: sessionmaker[DbSession],
+    chain: ChainContext | None,
+    *,
+    public_rate_limit: RateLimit = RateLimit(),
+) -> FastAPI:
+    """Build the API over an existing session factory and, if configured, a chain connection.
+
+    `public_rate_limit` applies per client address to the routes that need no credentials.
+    """
     app = FastAPI(
         title="Contributor Ledger",
         version=__version__,
@@ -48,6 +58,8 @@ def create_app(settings: Settings, factory: sessionmaker[DbSession], chain: Chai
     )
     app.state.ledger = AppState(settings=settings, factory=factory, chain=chain)
     install_error_handlers(app)
+    # Starlette runs the middleware added last first: request ids, then metrics, then limits.
+    app.add_middleware(PublicRateLimitMiddleware, limit=public_rate_limit)
     app.add_middleware(MetricsMiddleware)
 
     @app.middleware("http")
@@ -67,6 +79,7 @@ def create_app(settings: Settings, factory: sessionmaker[DbSession], chain: Chai
         v1.include_router(module.router)
     app.include_router(v1)
     app.include_router(health.router)
+    document_rate_limits(app, public_rate_limit)
 
     if (WEB_DIR / "index.html").exists():
 

@@ -6,6 +6,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 
 from api.deps import DbDep, StateDep
+from api.documents import ProofDocument
 from ledger.contributors.service import normalize_address
 from ledger.earnings.service import claim_proof, claimed_amount, contribution_proof
 from ledger.errors import Unavailable
@@ -57,7 +58,7 @@ def get_claim_payload(address: str, db: DbDep, state: StateDep) -> ClaimPayload:
     )
 
 
-@router.get("/sessions/{session_id}/proof", responses=NOT_FOUND)
+@router.get("/sessions/{session_id}/proof", response_model=ProofDocument, responses={**NOT_FOUND, 422: {"description": "Malformed session id"}})
 def get_contribution_proof(session_id: uuid.UUID, db: DbDep, state: StateDep) -> dict:
     """Return the contribution proof of a session, in the format `ledger verify` reads."""
     chain = state.chain

@@ -3,11 +3,12 @@
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel
 from sqlalchemy import func, select
 
 from api.deps import AdminDep, DbDep, NowDep, StateDep
+from api.documents import TreeDump
 from ledger.epochs.build import CLAIMS, build_epoch, epoch_tree_dump
 from ledger.epochs.service import close_epoch, get_epoch
 from ledger.errors import NotFound
@@ -84,14 +85,20 @@ def list_epochs(
     return EpochPage(items=[view_of(row) for row in rows], total=total, limit=limit, offset=offset)
 
 
-@router.get("/{number}", response_model=EpochView, responses={404: {"description": "Unknown epoch"}})
-def read_epoch(number: int, db: DbDep) -> EpochView:
+#: An epoch number in a path: epochs are numbered from 1, so 0 and below are malformed (422).
+EpochNumber = Annotated[int, Path(ge=1, description="Epoch number, from 1")]
+
+NUMBER_ERRORS = {404: {"description": "Unknown epoch"}, 422: {"description": "Malformed epoch number"}}
+
+
+@router.get("/{number}", response_model=EpochView, responses=NUMBER_ERRORS)
+def read_epoch(number: EpochNumber, db: DbDep) -> EpochView:
     """Return one epoch."""
     return view_of(get_epoch(db, _check_number(number)))
 
 
-@router.get("/{number}/claims-tree", responses={404: {"description": "Unknown epoch or no claims tree"}})
-def read_claims_tree(number: int, db: DbDep) -> dict:
+@router.get("/{number}/claims-tree", response_model=TreeDump, responses=NUMBER_ERRORS)
+def read_claims_tree(number: EpochNumber, db: DbDep) -> dict:
     """Return the epoch's claims tree in the `standard-v1` format `StandardMerkleTree.load` reads."""
     get_epoch(db, _check_number(number))
     dump = epoch_tree_dump(db, number, CLAIMS)

@@ -22,12 +22,36 @@ def error_body(code: str, message: str, **details: object) -> dict:
     return body
 
 
+#: Maximum length of a rejected value echoed back in a validation error message.
+MAX_ECHOED_VALUE_CHARS = 80
+
+
+def _echo(value: object) -> str | None:
+    """Render a rejected scalar for the error message, or None for objects and lists."""
+    if isinstance(value, (dict, list, tuple)) or value is None:
+        return None
+    text = repr(value)
+    if len(text) > MAX_ECHOED_VALUE_CHARS:
+        text = text[: MAX_ECHOED_VALUE_CHARS - 3] + "..."
+    return text
+
+
+def _describe_one(error: dict) -> str:
+    if error.get("type") == "json_invalid":
+        position = error["loc"][-1] if error.get("loc") else "?"
+        reason = (error.get("ctx") or {}).get("error", "invalid JSON")
+        return f"the request body is not valid JSON (at character {position}: {reason})"
+    location = ".".join(str(part) for part in error.get("loc", ()) if part != "body")
+    message = f"{location or 'request body'}: {error.get('msg')}"
+    echoed = _echo(error.get("input"))
+    if echoed is not None and error.get("type") != "missing":
+        message += f", got {echoed}"
+    return message
+
+
 def _describe(errors: list[dict]) -> str:
-    parts = []
-    for error in errors[:5]:
-        location = ".".join(str(part) for part in error.get("loc", ()) if part not in ("body",))
-        parts.append(f"{location or 'request'}: {error.get('msg')}")
-    return "; ".join(parts)
+    """Join the first five validation errors into one message naming each field and value."""
+    return "; ".join(_describe_one(error) for error in errors[:5])
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -39,17 +63,23 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
-        errors = [
-            {"loc": list(e.get("loc", ())), "msg": e.get("msg"), "type": e.get("type")} for e in error.errors()
-        ]
+        raw_errors = list(error.errors())
+        errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg"), "type": e.get("type")} for e in raw_errors]
         return JSONResponse(
-            error_body("invalid_request", _describe(errors), errors=errors), status_code=422
+            error_body("invalid_request", _describe(raw_errors), errors=errors), status_code=422
         )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
-        return JSONResponse(error_body(code, str(error.detail)), status_code=error.status_code)
+        message = str(error.detail)
+        if error.status_code in (404, 405) and message in ("Not Found", "Method Not Allowed"):
+            # Starlette's own routing miss: name the request line and where the routes are listed.
+            verb = "is not a route" if error.status_code == 404 else "is not allowed"
+            message = f"{request.method} {request.url.path} {verb} of this API: see /docs for the routes"
+        return JSONResponse(
+            error_body(code, message), status_code=error.status_code, headers=getattr(error, "headers", None)
+        )
 
     @app.exception_handler(OperationalError)
     async def _database_down(request: Request, error: OperationalError) -> JSONResponse:

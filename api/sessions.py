@@ -9,6 +9,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import func, select
 
 from api.deps import CollectorDep, ContributorDep, DbDep, NowDep, StateDep
+from api.metrics import count_submissions
 from ledger.errors import Conflict, NotFound
 from ledger.intake.schemas import BatchResult, SessionBatch, SessionResult, SessionSubmission
 from ledger.intake.service import SessionConflict, submit_with_retry
@@ -81,7 +82,9 @@ def submit_session(submission: SessionSubmission, state: StateDep, now: NowDep, 
     """Submit one session's metadata. Sending the same payload again returns the first result."""
     [outcome] = submit_with_retry(state.factory, [submission], settings=state.settings, now=now)
     if isinstance(outcome, SessionConflict):
+        count_submissions([SessionResult(session_id=submission.session_id, status="conflict", reason=outcome.code)])
         raise outcome
+    count_submissions([outcome])
     return outcome
 
 
@@ -118,7 +121,9 @@ def submit_batch(batch: SessionBatch, state: StateDep, now: NowDep, collector: C
             )
         else:
             results[index] = outcome
-    return BatchResult(results=[result for result in results if result is not None])
+    batch_results = [result for result in results if result is not None]
+    count_submissions(batch_results)
+    return BatchResult(results=batch_results)
 
 
 @router.get("/me/sessions", response_model=SessionPage, responses=ERROR_RESPONSES)

@@ -26,6 +26,7 @@ from sqlalchemy import func, select
 from web3 import Web3
 
 from api.app import create_app
+from api.ratelimit import RateLimit
 from ledger.auth.keys import Scope
 from ledger.auth.service import create_api_key
 from ledger.chain.client import ChainContext, connect, load_anchorer
@@ -177,7 +178,8 @@ def run_demo(options: DemoOptions, settings: Settings) -> int:
 
         with unit_of_work(factory) as db:
             collector_key = create_api_key(db, name="demo collector", scope=Scope.sessions_write)
-        app = create_app(demo_settings, factory, chain)
+        # Every demo contributor connects from 127.0.0.1, so one client address carries them all.
+        app = create_app(demo_settings, factory, chain, public_rate_limit=RateLimit(per_minute=600_000, burst=100_000))
         server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False))
         server_thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
         server_thread.start()

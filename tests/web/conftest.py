@@ -24,6 +24,7 @@ from sqlalchemy.orm import sessionmaker
 from web3 import Web3
 
 from api.app import create_app
+from api.ratelimit import RateLimit
 from ledger import PROJECT_ROOT
 from ledger.auth.keys import Scope
 from ledger.auth.service import create_api_key
@@ -158,7 +159,8 @@ def live_stack(tmp_path_factory) -> Iterator[LiveStack]:  # type: ignore[no-unty
             ensure_open_epoch(db, settings=settings, now=datetime.now(tz=UTC))
             collector_key = create_api_key(db, name="web test collector", scope=Scope.sessions_write)
 
-        app = create_app(settings, factory, chain)
+        # The tests share one client address, and rate limits have their own tests in tests/api.
+        app = create_app(settings, factory, chain, public_rate_limit=RateLimit(per_minute=60_000, burst=10_000))
         server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False))
         thread = threading.Thread(target=server.run, name="uvicorn-web-tests", daemon=True)
         thread.start()

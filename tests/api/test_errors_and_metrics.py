@@ -1,0 +1,108 @@
+"""Error documents name the rejected value; /metrics reports sessions, epochs and requests."""
+
+import re
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from eth_account import Account
+
+from tests.ledger.factories import session_payload
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "code", "named"),
+    [
+        ("/v1/epochs/abc", 422, "invalid_request", "'abc'"),
+        ("/v1/epochs/0", 422, "invalid_request", "'0'"),
+        ("/v1/epochs/-5/claims-tree", 422, "invalid_request", "'-5'"),
+        ("/v1/epochs/999999", 404, "epoch_not_found", "999999"),
+        ("/v1/epochs?limit=0", 422, "invalid_request", "'0'"),
+        ("/v1/epochs?offset=-1", 422, "invalid_request", "'-1'"),
+        ("/v1/sessions/xyz/proof", 422, "invalid_request", "'xyz'"),
+        ("/v1/claims/0x12", 422, "invalid_address", "0x12"),
+        ("/v1/contributors/0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAeD/earnings", 422, "invalid_address_checksum", "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAeD"),
+        ("/v1/no-such-route", 404, "not_found", "/v1/no-such-route"),
+    ],
+)
+def test_error_names_bad_value(client, path, status, code, named):
+    response = client.get(path)
+
+    assert response.status_code == status
+    assert response.json()["error"]["code"] == code
+    assert named in response.json()["error"]["message"]
+
+
+def test_unknown_session_proof_is_404(client):
+    session_id = uuid.uuid4()
+
+    response = client.get(f"/v1/sessions/{session_id}/proof")
+
+    assert response.status_code == 404
+    assert str(session_id) in response.json()["error"]["message"]
+
+
+def test_invalid_json_body_is_422(client, collector_key):
+    response = client.post(
+        "/v1/sessions", content=b"{not json", headers={"X-API-Key": collector_key, "Content-Type": "application/json"}
+    )
+
+    assert response.status_code == 422
+    assert "not valid JSON" in response.json()["error"]["message"]
+
+
+def test_long_value_is_shortened_in_message(client):
+    response = client.get("/v1/epochs/" + "x" * 300)
+
+    message = response.json()["error"]["message"]
+    assert response.status_code == 422
+    assert "..." in message
+    assert len(message) < 300
+
+
+def test_wrong_method_is_405(client):
+    response = client.delete("/v1/epochs")
+
+    assert response.status_code == 405
+    assert response.json()["error"]["code"] == "method_not_allowed"
+    assert "DELETE /v1/epochs" in response.json()["error"]["message"]
+
+
+def metric_value(text: str, name: str, labels: str = "") -> float:
+    pattern = rf"^{re.escape(name)}{re.escape(labels)} (\S+)$"
+    match = re.search(pattern, text, re.MULTILINE)
+    assert match is not None, f"{name}{labels} not in /metrics"
+    return float(match.group(1))
+
+
+def test_metrics_count_submissions_by_outcome(client, collector_key):
+    contributor = Account.create().address
+    start = datetime.now(tz=UTC) - timedelta(hours=1)
+    scored = session_payload(contributor, start)
+    sensitive = session_payload(contributor, start - timedelta(minutes=30), categories=["banking"])
+    before = client.get("/metrics").text
+    scored_before = metric_value(before, "ledger_session_submissions_total", '{reason="",status="scored"}') if 'status="scored"' in before else 0.0
+
+    client.post("/v1/sessions/batch", json={"sessions": [scored, sensitive]}, headers={"X-API-Key": collector_key})
+    client.post("/v1/sessions", json={**scored, "clicks": 1}, headers={"X-API-Key": collector_key})
+    after = client.get("/metrics").text
+
+    assert metric_value(after, "ledger_session_submissions_total", '{reason="",status="scored"}') == scored_before + 1
+    assert metric_value(after, "ledger_session_submissions_total", '{reason="sensitive_category",status="rejected"}') >= 1
+    assert metric_value(after, "ledger_session_submissions_total", '{reason="session_conflict",status="conflict"}') >= 1
+    assert metric_value(after, "ledger_sessions", '{status="scored"}') >= 1
+    assert metric_value(after, "ledger_epochs", '{status="open"}') == 1
+    assert metric_value(after, "ledger_open_epoch") >= 1
+    assert 'ledger_http_requests_total{method="POST",route="/v1/sessions/batch",status="200"}' in after
+    assert 'ledger_http_request_seconds_bucket{le="0.005",method="POST",route="/v1/sessions"' in after
+
+
+def test_metrics_label_routes_by_template(client):
+    client.get("/v1/epochs/424242")
+    client.get("/web/app.js")
+
+    text = client.get("/metrics").text
+
+    assert 'route="/v1/epochs/{number}",status="404"' in text
+    assert 'route="/web/{path}",status="200"' in text
+    assert "424242" not in text
