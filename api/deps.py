@@ -17,7 +17,7 @@ from ledger.config import Settings
 
 @dataclass
 class AppState:
-    """What every request may need, created once when the app starts."""
+    """Objects shared by all requests, created once when the app starts."""
 
     settings: Settings
     factory: sessionmaker[DbSession]

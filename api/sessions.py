@@ -25,7 +25,7 @@ ERROR_RESPONSES = {
 
 
 class SessionView(BaseModel):
-    """A session as its contributor sees it."""
+    """A session as shown to its contributor."""
 
     session_id: uuid.UUID
     contributor: str

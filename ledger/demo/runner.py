@@ -1,9 +1,9 @@
 """Orchestration of `ledger demo`: start everything, drive it as the real world would, check it.
 
-Stages: database, chain and contracts, API under uvicorn and the scheduler, then epochs of
-submissions (with invalid, duplicate, sensitive, paused, resubmitted and withdrawn sessions),
-claims signed by each contributor's own key, and verification of every claim and a sample of
-contribution proofs against the chain.
+The stages are: the database, the chain and contracts, the API under uvicorn and the scheduler.
+Then come epochs of submissions (with invalid, duplicate, sensitive, paused, resubmitted and
+withdrawn sessions) and claims signed by each contributor's own key. Last, every claim and a
+sample of contribution proofs are verified against the chain.
 """
 
 import logging
@@ -65,7 +65,7 @@ PROOF_SAMPLE = 60
 
 @dataclass(frozen=True)
 class DemoOptions:
-    """What the demo runs."""
+    """Options of a demo run."""
 
     contributors: int = 200
     sessions: int = 3000
@@ -77,7 +77,7 @@ class DemoOptions:
 
 @dataclass
 class DemoState:
-    """What the demo observed, for the checks and the report."""
+    """Outcomes the demo observed, for the checks and the report."""
 
     outcomes: Counter = field(default_factory=Counter)
     failures: list[str] = field(default_factory=list)
@@ -131,7 +131,7 @@ def run_demo(options: DemoOptions, settings: Settings) -> int:
         factory = session_factory(url)
         with factory() as db:
             if db.scalar(select(func.count()).select_from(Epoch)):
-                console.print("[red]error: the database already holds epochs; the demo needs an empty one (unset DATABASE_URL to use an embedded database)")
+                console.print("[red]error: the database already contains epochs, but the demo needs an empty database (unset DATABASE_URL to use an embedded one)")
                 return 2
         console.print(f"database ready ({'configured' if settings.database_url else 'embedded pgserver'})")
 
@@ -338,7 +338,7 @@ def _check_result(plan: PlannedSession, result: dict, state: DemoState) -> None:
 
 
 def _burst(client: DemoClient, contributor: DemoContributor, now: datetime, rng: random.Random, state: DemoState) -> None:
-    """One contributor submits more sessions in an hour than the rate limit allows."""
+    """Submit more sessions for one contributor within an hour than the rate limit allows."""
     plans = [
         PlannedSession(ordinary_payload(rng, contributor.address, now - timedelta(minutes=rng.randint(240, 4000))), "scored")
         for _ in range(DEMO_RATE_LIMIT + 10)
@@ -413,7 +413,7 @@ def _claim(
     *,
     label: str,
 ) -> None:
-    """Each contributor with something claimable signs and sends their own claim transaction."""
+    """Claim for every contributor with a claimable amount, each signing with their own key."""
     with _progress(console) as progress:
         task = progress.add_task(label, total=len(contributors))
         for contributor in contributors:

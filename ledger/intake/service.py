@@ -1,7 +1,7 @@
 """Session intake: validate, accept or reject, score and journal, idempotently on `session_id`.
 
-A batch is processed set-wise: every lookup (known ids, consent history, recent counts for the
-rate limit, credited content, the day's points) is one query for the whole batch, the rules run
+A batch is processed set-wise. Every lookup (known ids, consent history, recent counts for the
+rate limit, credited content, the day's points) is one query for the whole batch. The rules run
 in memory in request order, and the writes are a handful of bulk statements. Per-contributor
 advisory locks, taken in address order, make the in-memory view exact for the transaction.
 """
@@ -87,7 +87,7 @@ class _Pending:
 
 
 class _Consent:
-    """Consent history of the batch's contributors, answering "was sharing on at t"."""
+    """Consent history of the batch's contributors, to tell whether sharing was on at an instant."""
 
     def __init__(self, db: DbSession, contributors: list[str]) -> None:
         self._events: dict[str, list[tuple[datetime, int, bool]]] = defaultdict(list)
@@ -134,7 +134,7 @@ def submit_sessions(
     """Take a batch of sessions in the caller's transaction and return one outcome per item.
 
     An item whose `session_id` is known with a different payload yields a `SessionConflict` in its
-    place (the others are still processed); the same payload again yields the first result.
+    place, and the other items are still processed. The same payload again yields the first result.
 
     Locks are taken in phases (open epoch shared, contributors, session ids, content hashes),
     each phase in key order, so every check below reads state no other batch can change before
@@ -412,8 +412,8 @@ def submit_with_retry(
 ) -> list[SessionResult | SessionConflict]:
     """Run `submit_sessions` in its own transaction, retrying the batch on deadlock.
 
-    Concurrent batches that share content hashes or session ids can deadlock in PostgreSQL,
-    which aborts one of them; the aborted batch is replayed from the start.
+    Should PostgreSQL still abort a batch as a deadlock victim or on a serialization failure,
+    the batch is replayed from the start, at most MAX_ATTEMPTS times.
     """
     for attempt in range(1, MAX_ATTEMPTS + 1):
         with factory() as db:

@@ -77,8 +77,8 @@ def post_entries(db: Session, entries: list[dict]) -> list[int]:
 
     Each item has the keyword arguments of `post_entry` (`idempotency_key`, `kind`, `epoch`,
     `postings`, optionally `session_id` and `reverses_id`). The caller guarantees the keys are
-    new (for intake: the session ids are locked and unseen); the unique index still rejects a
-    repeated key, failing the transaction rather than crediting twice. Returns the new ids.
+    new, as intake does by locking unseen session ids. A repeated key still fails the unique
+    index, which aborts the transaction rather than crediting twice. Returns the new ids.
 
     Raises:
         UnbalancedEntry: when any entry's postings do not sum to zero; nothing is written.
