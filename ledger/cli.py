@@ -20,11 +20,30 @@ logger = logging.getLogger("ledger.cli")
 
 
 def _database_url(settings: Settings, stack: ExitStack) -> str:
+    """Return the configured database URL, or start the embedded database and migrate it."""
     if settings.database_url:
         return settings.database_url
+    from ledger.db import migrate  # noqa: PLC0415
     from ledger.runtime import STATE_DIR, embedded_postgres  # noqa: PLC0415
 
-    return stack.enter_context(embedded_postgres(STATE_DIR / "pgdata"))
+    url = stack.enter_context(embedded_postgres(STATE_DIR / "pgdata"))
+    # The embedded database is a development convenience, so it is kept at the latest schema.
+    migrate(url)
+    return url
+
+
+def _require_schema(url: str) -> None:
+    """Exit with a clear message when the database is not at the latest migration."""
+    from alembic.runtime.migration import MigrationContext  # noqa: PLC0415
+    from alembic.script import ScriptDirectory  # noqa: PLC0415
+
+    from ledger.db import alembic_config, get_engine  # noqa: PLC0415
+
+    head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()
+    with get_engine(url).connect() as connection:
+        current = MigrationContext.configure(connection).get_current_revision()
+    if current != head:
+        raise SystemExit(f"error: the database schema is at revision {current}, not {head}: run `ledger migrate` first")
 
 
 def _chain(settings: Settings):  # type: ignore[no-untyped-def]
@@ -57,6 +76,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
     with ExitStack() as stack:
         url = _database_url(settings, stack)
+        _require_schema(url)
         factory = session_factory(url)
         with unit_of_work(factory) as db:
             ensure_open_epoch(db, settings=settings, now=datetime.now(tz=UTC))
@@ -90,7 +110,9 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         print("error: the worker needs RPC_URL and LEDGER_DEPLOYMENT_FILE (run `ledger contracts deploy`)", file=sys.stderr)
         return 2
     with ExitStack() as stack:
-        worker = Worker(settings=settings, factory=session_factory(_database_url(settings, stack)), chain=chain, anchorer=load_anchorer(settings))
+        url = _database_url(settings, stack)
+        _require_schema(url)
+        worker = Worker(settings=settings, factory=session_factory(url), chain=chain, anchorer=load_anchorer(settings))
         if args.once:
             worker.tick(force_close=args.close)
             return 0
