@@ -80,7 +80,7 @@ class RouteTemplates:
 
 
 class MetricsMiddleware(BaseHTTPMiddleware):
-    """Count requests and time them by route template (never by raw path, which contains ids)."""
+    """Count, time and log requests by route template (never by raw path, which contains ids)."""
 
     def __init__(self, app) -> None:  # type: ignore[no-untyped-def]
         super().__init__(app)
@@ -89,9 +89,18 @@ class MetricsMiddleware(BaseHTTPMiddleware):
     async def dispatch(self, request: Request, call_next) -> Response:  # type: ignore[no-untyped-def]
         started = time.perf_counter()
         response = await call_next(request)
+        elapsed = time.perf_counter() - started
         template = self.templates.template_of(request.app, request.url.path)
-        LATENCY.labels(request.method, template).observe(time.perf_counter() - started)
+        LATENCY.labels(request.method, template).observe(elapsed)
         REQUESTS.labels(request.method, template, str(response.status_code)).inc()
+        # One line per request, by route template: no client address, query string or header.
+        logger.info(
+            "http.request method=%s route=%s status=%d duration_ms=%.1f",
+            request.method,
+            template,
+            response.status_code,
+            elapsed * 1000,
+        )
         return response
 
 

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from eth_account import Account
 
+from tests.api.test_api import sign_in
 from tests.ledger.factories import session_payload
 
 
@@ -106,3 +107,18 @@ def test_metrics_label_routes_by_template(client):
     assert 'route="/v1/epochs/{number}",status="404"' in text
     assert 'route="/web/{path}",status="200"' in text
     assert "424242" not in text
+
+
+def test_request_log_omits_client_and_secrets(client, collector_key, settings, caplog):
+    auth = sign_in(client, Account.create(), settings)
+    token = auth["Authorization"].removeprefix("Bearer ")
+    caplog.set_level("INFO")
+
+    client.get("/v1/me/sessions?limit=5", headers=auth)
+    client.post("/v1/sessions", json={}, headers={"X-API-Key": collector_key})
+
+    lines = [record.getMessage() for record in caplog.records]
+    assert "http.request method=GET route=/v1/me/sessions status=200" in " ".join(lines)
+    assert not any(token in line for line in lines)
+    assert not any(collector_key in line for line in lines)
+    assert not any("testclient" in line for line in lines)
