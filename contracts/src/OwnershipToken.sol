@@ -24,6 +24,11 @@ contract OwnershipToken is ERC20, ERC20Permit {
     /// @notice Thrown when the token is deployed with the zero address as minter.
     error ZeroMinter();
 
+    /// @notice Thrown when a mint would raise the total supply above the cap the minter passed.
+    /// @param totalSupply The total supply the mint would reach, in base units.
+    /// @param cap The highest total supply allowed, in base units.
+    error MintAboveCap(uint256 totalSupply, uint256 cap);
+
     /* CONSTRUCTOR */
 
     /// @notice Deploys the token with name "Contributor Ownership" and symbol "COWN".
@@ -36,13 +41,16 @@ contract OwnershipToken is ERC20, ERC20Permit {
 
     /* EXTERNAL */
 
-    /// @notice Mints `amount` base units to `to`.
+    /// @notice Mints `amount` base units to `to`, as long as the total supply stays at most `cap`.
     /// @dev Only `minter` may call this. Reverts with the ERC20InvalidReceiver error when `to` is
     /// the zero address.
     /// @param to The receiving account.
     /// @param amount The amount to mint, in base units.
-    function mint(address to, uint256 amount) external {
+    /// @param cap The highest total supply allowed after the mint, in base units.
+    function mint(address to, uint256 amount, uint256 cap) external {
         if (msg.sender != minter) revert OnlyMinter(msg.sender);
+        uint256 newSupply = totalSupply() + amount;
+        if (newSupply > cap) revert MintAboveCap(newSupply, cap);
         _mint(to, amount);
     }
 }

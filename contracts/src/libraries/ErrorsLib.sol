@@ -4,7 +4,8 @@ pragma solidity 0.8.28;
 /// @title ErrorsLib
 /// @notice Custom errors of the RewardDistributor.
 library ErrorsLib {
-    /// @notice Thrown when the constructor receives the zero address for the token or a role holder.
+    /// @notice Thrown when the constructor receives the zero address for the token or a role holder, or
+    /// a signed claim names the zero address as recipient.
     error ZeroAddress();
 
     /// @notice Thrown when the constructor receives an emission of zero tokens per epoch.
@@ -47,8 +48,11 @@ library ErrorsLib {
     /// @param alreadyClaimed The amount the account has claimed so far, in base units.
     error NothingToClaim(address account, uint256 cumulativeAmount, uint256 alreadyClaimed);
 
-    /// @notice Thrown when a claim would mint more than the cumulative emission of the active epoch.
-    /// @param totalClaimed The total claimed that the claim would reach, in base units.
-    /// @param cap The cumulative emission of the active epoch, in base units.
-    error MintAboveCap(uint256 totalClaimed, uint256 cap);
+    /// @notice Thrown when a signed claim arrives after its deadline.
+    /// @param deadline The last Unix time, in seconds, at which the signature was valid.
+    error SignatureExpired(uint256 deadline);
+
+    /// @notice Thrown when a signed claim's signature was not made by the claimed account.
+    /// @param account The account in the claim.
+    error InvalidSignature(address account);
 }

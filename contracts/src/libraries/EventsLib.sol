@@ -31,4 +31,11 @@ library EventsLib {
     /// @param cumulativeAmount The account's cumulative entitlement in the claims tree, in base units.
     /// @param epoch The active epoch whose claims root verified the proof.
     event Claimed(address indexed account, uint256 amount, uint256 cumulativeAmount, uint64 epoch);
+
+    /// @notice Emitted, before `Claimed`, when a claim signed by `account` is sent by a relayer.
+    /// @param account The account that signed the claim.
+    /// @param recipient The address that received the tokens.
+    /// @param nonce The account's nonce that the signature used up.
+    /// @param relayer The sender of the transaction.
+    event ClaimRelayed(address indexed account, address indexed recipient, uint256 nonce, address relayer);
 }
