@@ -23,6 +23,18 @@ if [ "$(cat .venv/.ledger-stamp 2>/dev/null)" != "$python_stamp" ]; then
     echo "$python_stamp" > .venv/.ledger-stamp
 fi
 
+# The wallet page test drives Debian's Chromium; install it when it is missing and we may.
+if [ ! -x "${CHROMIUM_PATH:-/usr/bin/chromium}" ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "installing chromium for the browser test"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    else
+        echo "warning: no Chromium at ${CHROMIUM_PATH:-/usr/bin/chromium}: the browser test will fail;" \
+            "install it (apt-get install chromium) or set CHROMIUM_PATH" >&2
+    fi
+fi
+
 node_stamp=$(stamp package.json package-lock.json)
 if [ "$(cat node_modules/.ledger-stamp 2>/dev/null)" != "$node_stamp" ]; then
     echo "installing npm packages into node_modules"
