@@ -5,7 +5,7 @@ import uuid
 from fastapi import APIRouter
 from pydantic import BaseModel
 
-from api.deps import DbDep, StateDep
+from api.deps import AddressPath, DbDep, StateDep
 from api.documents import ProofDocument
 from ledger.contributors.service import normalize_address
 from ledger.earnings.service import claim_proof, claimed_amount, contribution_proof
@@ -35,7 +35,7 @@ class ClaimPayload(BaseModel):
 
 
 @router.get("/claims/{address}", response_model=ClaimPayload, responses={**NOT_FOUND, 422: {"description": "Malformed address"}})
-def get_claim_payload(address: str, db: DbDep, state: StateDep) -> ClaimPayload:
+def get_claim_payload(address: AddressPath, db: DbDep, state: StateDep) -> ClaimPayload:
     """Return the claim payload of an address against the latest active claims root."""
     account = normalize_address(address)
     if state.chain is None:

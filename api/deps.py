@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header, Path, Request
 from sqlalchemy.orm import Session as DbSession
 from sqlalchemy.orm import sessionmaker
 
@@ -46,6 +46,15 @@ def utc_now() -> datetime:
 
 
 StateDep = Annotated[AppState, Depends(get_state)]
+#: An address path parameter. The pattern is documented for clients, and the service rejects a
+#: bad address or checksum with its own error code.
+AddressPath = Annotated[
+    str,
+    Path(
+        json_schema_extra={"pattern": r"^0x[0-9a-fA-F]{40}$"},
+        examples=["0x52908400098527886E0F7030069857D2E4169EE7"],
+    ),
+]
 DbDep = Annotated[DbSession, Depends(get_db, scope="function")]
 NowDep = Annotated[datetime, Depends(utc_now)]
 

@@ -23,6 +23,10 @@ INT32_MIN, INT32_MAX = -(2**31) + 1, 2**31 - 1
 
 Count = Annotated[StrictInt, Field(ge=INT32_MIN, le=INT32_MAX)]
 
+#: An EVM address as text, documented in the schema; the validator below checks it and the
+#: EIP-55 checksum of mixed case, naming the bad value.
+ADDRESS_REGEX = r"^0x[0-9a-fA-F]{40}$"
+
 
 class SessionSubmission(BaseModel):
     """Metadata of one recorded session. The recording itself stays with the collector."""
@@ -30,7 +34,10 @@ class SessionSubmission(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     session_id: uuid.UUID = Field(description="UUID chosen by the client; resubmitting is safe.")
-    contributor: str = Field(description="EVM address, any case; mixed case must be a valid checksum.")
+    contributor: str = Field(
+        json_schema_extra={"pattern": ADDRESS_REGEX},
+        description="EVM address, any case; mixed case must be a valid checksum.",
+    )
     started_at: AwareDatetime = Field(description="RFC 3339 with a time zone.")
     ended_at: AwareDatetime
     active_seconds: Count = Field(description="Seconds of activity within the session.")
