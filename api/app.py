@@ -10,7 +10,7 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy.orm import Session as DbSession
 from sqlalchemy.orm import sessionmaker
 
-from api import auth, claims, contributors, deployment, epochs, health, sessions
+from api import auth, claims, contributors, deployment, epochs, health, relay, sessions
 from api.deps import AppState
 from api.errors import install_error_handlers
 from api.metrics import MetricsMiddleware
@@ -75,7 +75,7 @@ def create_app(
         return response
 
     v1 = APIRouter(prefix="/v1")
-    for module in (sessions, auth, contributors, claims, epochs, deployment):
+    for module in (sessions, auth, contributors, claims, epochs, deployment, relay):
         v1.include_router(module.router)
     app.include_router(v1)
     app.include_router(health.router)

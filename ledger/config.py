@@ -61,6 +61,10 @@ class Settings(BaseSettings):
     )
     anchorer_keystore: str | None = Field(default=None, description="Path of an encrypted keystore.")
     anchorer_keystore_password: SecretStr | None = None
+    relayer_private_key: SecretStr | None = Field(
+        default=None,
+        description="Hex private key of the account that pays gas for signed claims sent to POST /v1/claims/relay.",
+    )
 
     confirmations: int = Field(default=1, ge=0, description="Blocks on top of an anchor or claim.")
     anchor_replace_after_seconds: float = Field(

@@ -126,14 +126,17 @@ def chain_settings() -> Settings:
     )
 
 
-def build_first_epoch(factory: sessionmaker[DbSession], settings: Settings, *, contributors: int = 3) -> list[str]:
-    """Score one session for each of `contributors` new addresses, then close and build epoch 1.
+def build_first_epoch(
+    factory: sessionmaker[DbSession], settings: Settings, *, contributors: int = 3, addresses: list[str] | None = None
+) -> list[str]:
+    """Score one session for each contributor, then close and build epoch 1.
 
-    Returns the contributors' addresses. The next epoch opens now, so a worker tick started
-    within the hour does not close it.
+    The contributors are `addresses`, or else `contributors` new addresses; returns them. The
+    next epoch opens now, so a worker tick started within the hour does not close it.
     """
     now = datetime.now(tz=UTC)
-    addresses = [new_address() for _ in range(contributors)]
+    if addresses is None:
+        addresses = [new_address() for _ in range(contributors)]
     with unit_of_work(factory) as db:
         ensure_open_epoch(db, settings=settings, now=now - timedelta(hours=2))
         items = [submission(address, now - timedelta(hours=1), clicks=100 * (index + 1)) for index, address in enumerate(addresses)]
