@@ -77,6 +77,67 @@ def to_checksum_address(address: str) -> str:
     return "0x" + checksummed
 
 
+
+def to_checksum_addresses(addresses: Sequence[Any]) -> list[str]:
+    """Return every address in EIP-55 checksum case, like to_checksum_address on each.
+
+    Raise InvalidLeafValue, naming the first invalid address, as the single form does.
+    """
+    return _checksum_many(addresses)[0]
+
+
+def _checksum_many(addresses: Sequence[Any]) -> tuple[list[str], bytes]:
+    """Return the checksummed addresses and their 20-byte forms concatenated.
+
+    The work runs in C-level passes over all addresses at once. The 0x prefixes are checked on
+    the joined text and the hex digits by decoding them. Then comes one keccak256 per address,
+    and the case rule of to_checksum_address is applied to all addresses as one big integer.
+    Input that fails a check goes to to_checksum_address one address at a time, for the error.
+    """
+    count = len(addresses)
+    joined = "".join(addresses) if set(map(type, addresses)) == {str} else ""
+    if (
+        not count
+        or len(joined) != 42 * count
+        or set(map(len, addresses)) != {42}
+        or joined[0::42] != "0" * count
+        or joined[1::42] != "x" * count
+        or not joined.isascii()
+    ):
+        checksummed = list(map(to_checksum_address, addresses))
+        return checksummed, bytes.fromhex("".join([address[2:] for address in checksummed]))
+
+    lower_joined = joined.lower().encode("ascii")
+    lower_bodies = [lower_joined[start + 2 : start + 42] for start in range(0, len(lower_joined), 42)]
+    lower = b"".join(lower_bodies)
+    try:
+        raw = bytes.fromhex(lower.decode("ascii"))
+    except ValueError:
+        raw = b""
+    # bytes.fromhex skips whitespace, so a short result also means a character was not hex.
+    if len(raw) != 20 * count:
+        checksummed = list(map(to_checksum_address, addresses))
+        return checksummed, bytes.fromhex("".join([address[2:] for address in checksummed]))
+
+    first_20 = slice(0, 20)
+    digest_hex = b"".join(
+        [digest[first_20] for digest in map(keccak_256.digest, map(keccak_256, lower_bodies))]
+    ).hex().encode("ascii")
+    high_nibbles = int.from_bytes(digest_hex.translate(_HIGH_NIBBLE_TO_CASE_BIT), "big")
+    letters = int.from_bytes(lower.translate(_LETTER_TO_CASE_BIT), "big")
+    checksummed_ascii = int.from_bytes(lower, "big") ^ (high_nibbles & letters)
+    checksummed_joined = checksummed_ascii.to_bytes(len(lower), "big").decode("ascii")
+    checksummed = ["0x" + checksummed_joined[start : start + 40] for start in range(0, len(lower), 40)]
+
+    # Inputs in checksum case match as they are. Any other input must be all lower or all
+    # upper case, and to_checksum_address raises the usual error for a wrong mixed case.
+    if list(addresses) != checksummed:
+        for address, expected in zip(addresses, checksummed):
+            if address != expected:
+                to_checksum_address(address)
+    return checksummed, raw
+
+
 def _parse_hex(value: str, expected_size: int | None) -> bytes:
     if _HEX_PATTERN.fullmatch(value) is None:
         raise InvalidLeafValue(f"invalid hex string {value!r}: expected 0x and an even number of hex digits")
@@ -114,6 +175,15 @@ class _Codec:
     def canonical_and_word(self, value: Any, strict: bool) -> tuple[Any, bytes]:
         raise NotImplementedError
 
+    def canonical_and_words(self, items: Sequence[Any], strict: bool) -> tuple[Sequence[Any], Sequence[bytes]]:
+        """Return the canonical forms and `abi.encode` words of many items, in order.
+
+        Subclasses replace this with whole-column work where they can. Raise InvalidLeafValue
+        for the first invalid item.
+        """
+        canonical, words = zip(*map(self.canonical_and_word, items, repeat(strict)))
+        return canonical, words
+
     def to_eth_abi(self, canonical: Any) -> Any:
         """Return the canonical value in the Python form that `eth_abi.encode` takes."""
         return canonical
@@ -128,6 +198,11 @@ class _AddressCodec(_Codec):
     def canonical_and_word(self, value: Any, strict: bool) -> tuple[str, bytes]:
         checksummed = to_checksum_address(value)
         return checksummed, bytes(12) + bytes.fromhex(checksummed[2:])
+
+    def canonical_and_words(self, items: Sequence[Any], strict: bool) -> tuple[list[str], list[bytes]]:
+        checksummed, raw = _checksum_many(items)
+        padding = bytes(12)
+        return checksummed, [padding + raw[start : start + 20] for start in range(0, len(raw), 20)]
 
 
 class _BoolCodec(_Codec):
@@ -180,6 +255,19 @@ class _IntegerCodec(_Codec):
         number = self.to_int(value, strict)
         return str(number), number.to_bytes(32, "big", signed=self.signed)
 
+    def canonical_and_words(self, items: Sequence[Any], strict: bool) -> tuple[Sequence[str], Sequence[bytes]]:
+        # The whole-column path takes plain ints (not bool) in range; anything else, such as
+        # decimal strings, goes item by item.
+        if (
+            self.signed
+            or not items
+            or not all(type(item) is int for item in items)
+            or min(items) < self.minimum
+            or max(items) > self.maximum
+        ):
+            return super().canonical_and_words(items, strict)
+        return list(map(str, items)), list(map(int.to_bytes, items, repeat(32), repeat("big")))
+
     def to_eth_abi(self, canonical: str) -> int:
         return int(canonical)
 
@@ -196,6 +284,11 @@ class _FixedBytesCodec(_Codec):
     def canonical_and_word(self, value: Any, strict: bool) -> tuple[str, bytes]:
         raw = _to_bytes(value, self.size)
         return "0x" + raw.hex(), raw.ljust(32, b"\x00")
+
+    def canonical_and_words(self, items: Sequence[Any], strict: bool) -> tuple[Sequence[str], Sequence[bytes]]:
+        if self.size != 32 or not all(type(item) is bytes and len(item) == 32 for item in items):
+            return super().canonical_and_words(items, strict)
+        return ["0x" + item.hex() for item in items], items
 
     def to_eth_abi(self, canonical: str) -> bytes:
         return bytes.fromhex(canonical[2:])
@@ -406,12 +499,15 @@ class LeafEncoding:
     ) -> tuple[list[list[Any]], list[bytes]]:
         """Validate many values and return their canonical forms and leaf hashes, in order.
 
-        For a word-sized encoding this works one position at a time with map(), which avoids
-        most of the per-value interpreter overhead of canonical_and_hash. When a value is
+        For a word-sized encoding this works one position (column) at a time with whole-column
+        codec methods, which avoids most of the per-value interpreter overhead of
+        canonical_and_hash. When a value is
         invalid, the values are checked again one by one so that the error names the index of
         the first invalid one, as `values[i]: ...`.
         """
         width = len(self.types)
+        if not values:
+            return [], []
         if not self.word_sized or not all(
             isinstance(value, (list, tuple)) and len(value) == width for value in values
         ):
@@ -421,19 +517,16 @@ class LeafEncoding:
         word_columns = []
         try:
             for codec, items in zip(self._codecs, zip(*values)):
-                pairs = map(codec.canonical_and_word, items, repeat(strict))
-                canonical_column, word_column = zip(*pairs)
+                canonical_column, word_column = codec.canonical_and_words(items, strict)
                 canonical_columns.append(canonical_column)
                 word_columns.append(word_column)
         except InvalidLeafValue:
             return self._canonical_and_hash_each(values, strict)
 
         canonical_values = list(map(list, zip(*canonical_columns)))
-        keccak = keccak_256
-        hashes = [
-            keccak(keccak(encoded).digest()).digest()
-            for encoded in map(b"".join, zip(*word_columns))
-        ]
+        encoded = word_columns[0] if width == 1 else map(b"".join, zip(*word_columns))
+        digest = keccak_256.digest
+        hashes = list(map(digest, map(keccak_256, map(digest, map(keccak_256, encoded)))))
         return canonical_values, hashes
 
     def _canonical_and_hash_each(

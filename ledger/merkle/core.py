@@ -13,7 +13,8 @@ same way, so a proof is a plain list of sibling hashes from the leaf up to the r
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Iterable, Sequence
 from typing import TypeVar
 
 from sha3 import keccak_256
@@ -55,30 +56,67 @@ def make_tree(leaves: Sequence[bytes]) -> list[bytes]:
     """
     if len(leaves) == 0:
         raise EmptyTree("cannot build a Merkle tree of zero leaves")
-    for position, leaf in enumerate(leaves):
-        _check_node(leaf, f"leaf {position}")
+    # One C-level pass over the leaves; the per-leaf check only runs to name a bad leaf.
+    if set(map(type, leaves)) != {bytes} or set(map(len, leaves)) != {32}:
+        for position, leaf in enumerate(leaves):
+            _check_node(leaf, f"leaf {position}")
 
     leaf_count = len(leaves)
     tree: list[bytes] = [b""] * (leaf_count - 1)
     tree.extend(reversed(leaves))
 
+    # Hash one level at a time: nodes 2**d - 1 to 2**(d + 1) - 2 form level d, and their
+    # children are the contiguous run of nodes below, so each level is one comprehension over
+    # child pairs. The last internal node (leaf_count - 2) may sit in the middle of its level.
     keccak = keccak_256
-    for index in range(leaf_count - 2, -1, -1):
-        left = tree[2 * index + 1]
-        right = tree[2 * index + 2]
-        tree[index] = keccak(left + right if left <= right else right + left).digest()
+    last = leaf_count - 2
+    while last >= 0:
+        first = (1 << (last + 1).bit_length() - 1) - 1
+        children = iter(tree[2 * first + 1 : 2 * last + 3])
+        tree[first : last + 1] = [
+            keccak(left + right if left <= right else right + left).digest()
+            for left, right in zip(children, children)
+        ]
+        last = first - 1
     return tree
+
+
+def make_sorted_tree(leaf_hashes: Sequence[bytes]) -> tuple[list[bytes], list[int]]:
+    """Build the tree of `leaf_hashes` sorted in ascending order, as StandardMerkleTree does.
+
+    Returns the node list and, for each leaf hash in the given order, the index of its node.
+    Equal hashes keep their given order, because sorted() is stable like
+    Array.prototype.sort. Raise EmptyTree for no leaves.
+    """
+    order = sorted(range(len(leaf_hashes)), key=leaf_hashes.__getitem__)
+    nodes = make_tree(list(map(leaf_hashes.__getitem__, order)))
+    last_node = len(nodes) - 1
+    tree_indices = [0] * len(leaf_hashes)
+    # tree_indices[order[k]] = last_node - k, in one C-level pass.
+    deque(map(tree_indices.__setitem__, order, range(last_node, last_node - len(order), -1)), maxlen=0)
+    return nodes, tree_indices
+
+
+def hash_encoded_leaves(encoded_values: Iterable[bytes]) -> list[bytes]:
+    """Return keccak256(keccak256(v)) of each ABI-encoded value, the StandardMerkleTree leaf hash."""
+    digest = keccak_256.digest
+    return list(map(digest, map(keccak_256, map(digest, map(keccak_256, encoded_values)))))
+
+
+def proof_indices(tree_size: int, index: int) -> list[int]:
+    """Return the node indices of the proof of leaf `index`: its sibling, then upward."""
+    if not is_leaf_index(tree_size, index):
+        raise LeafIndexOutOfRange(f"node {index} is not a leaf of a tree of {tree_size} nodes")
+    indices = []
+    while index > 0:
+        indices.append(sibling_index(index))
+        index = parent_index(index)
+    return indices
 
 
 def get_proof(tree: Sequence[NodeT], index: int) -> list[NodeT]:
     """Return the sibling nodes from leaf `index` up to (not including) the root."""
-    if not is_leaf_index(len(tree), index):
-        raise LeafIndexOutOfRange(f"node {index} is not a leaf of a tree of {len(tree)} nodes")
-    proof = []
-    while index > 0:
-        proof.append(tree[sibling_index(index)])
-        index = parent_index(index)
-    return proof
+    return [tree[node] for node in proof_indices(len(tree), index)]
 
 
 def get_all_proofs(tree: Sequence[NodeT]) -> list[list[NodeT]]:

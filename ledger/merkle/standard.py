@@ -64,7 +64,7 @@ def to_hex(node: bytes) -> str:
 
 
 @contextmanager
-def _cyclic_gc_paused() -> Iterator[None]:
+def cyclic_gc_paused() -> Iterator[None]:
     """Pause Python's cyclic garbage collector for a bulk tree operation.
 
     Building a tree or its proofs allocates one list per value or node and creates no reference
@@ -123,17 +123,9 @@ class StandardMerkleTree:
         if not values:
             raise EmptyTree("cannot build a Merkle tree of zero values")
 
-        with _cyclic_gc_paused():
+        with cyclic_gc_paused():
             canonical_values, hashes = encoding.canonical_and_hash_many(values, strict=True)
-
-            # sorted() is stable, like Array.prototype.sort, so equal leaves keep insertion order.
-            order = sorted(range(len(hashes)), key=hashes.__getitem__)
-            nodes = core.make_tree([hashes[value_index] for value_index in order])
-
-            last_node = len(nodes) - 1
-            tree_indices = [0] * len(hashes)
-            for leaf_position, value_index in enumerate(order):
-                tree_indices[value_index] = last_node - leaf_position
+            nodes, tree_indices = core.make_sorted_tree(hashes)
         return cls(encoding, nodes, canonical_values, tree_indices)
 
     @classmethod
@@ -161,7 +153,7 @@ class StandardMerkleTree:
         except InvalidLeafEncoding as error:
             raise InvalidDump(f"invalid leafEncoding: {error}") from None
 
-        with _cyclic_gc_paused():
+        with cyclic_gc_paused():
             nodes = _load_nodes(data["tree"])
             values, tree_indices, leaf_hashes = _load_values(data["values"], encoding, len(nodes))
 
@@ -272,7 +264,7 @@ class StandardMerkleTree:
         Unlike `proof()`, this does not re-hash each proof, because `of()` and `load()` have
         already checked every node of the tree.
         """
-        with _cyclic_gc_paused():
+        with cyclic_gc_paused():
             node_proofs = core.get_all_proofs(self._hex())
             return [node_proofs[tree_index] for tree_index in self._tree_indices]
 
