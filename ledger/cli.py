@@ -127,7 +127,8 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_deploy(args: argparse.Namespace, settings: Settings) -> int:
     from ledger.chain.client import connect, load_anchorer  # noqa: PLC0415
-    from ledger.chain.contracts import Deployment, deploy_contracts  # noqa: PLC0415
+    from ledger.chain.contracts import Deployment, DeploymentError, deploy_contracts  # noqa: PLC0415
+    from ledger.chain.errors import ChainError, classify  # noqa: PLC0415
 
     out = Path(args.out or settings.deployment_file or "deployment.json")
     if out.exists() and not args.force:
@@ -138,17 +139,41 @@ def cmd_deploy(args: argparse.Namespace, settings: Settings) -> int:
     if not rpc_url:
         print("error: give --rpc-url or set RPC_URL", file=sys.stderr)
         return 2
-    w3 = connect(rpc_url, expected_chain_id=settings.chain_id)
-    deployer = load_anchorer(settings)
-    deployment = deploy_contracts(
-        w3,
-        deployer,
-        admin=args.admin or deployer.address,
-        anchorer=deployer.address,
-        guardian=args.guardian or deployer.address,
-        emission_per_epoch=settings.emission_per_epoch,
-        challenge_period=settings.challenge_period_seconds,
-    )
+    if args.keystore:
+        settings = settings.model_copy(update={"anchorer_private_key": None, "anchorer_keystore": args.keystore})
+    if settings.anchorer_keystore and settings.anchorer_keystore_password is None and sys.stdin.isatty():
+        from getpass import getpass  # noqa: PLC0415
+        from pydantic import SecretStr  # noqa: PLC0415
+
+        password = SecretStr(getpass(f"password of keystore {settings.anchorer_keystore}: "))
+        settings = settings.model_copy(update={"anchorer_keystore_password": password})
+    try:
+        deployer = load_anchorer(settings)
+    except (OSError, ValueError) as error:
+        print(f"error: cannot load the deployer key: {error}", file=sys.stderr)
+        return 2
+
+    try:
+        w3 = connect(rpc_url, expected_chain_id=settings.chain_id)
+        print(f"deploying from {deployer.address} on chain {w3.eth.chain_id}")
+        deployment = deploy_contracts(
+            w3,
+            deployer,
+            admin=args.admin or deployer.address,
+            anchorer=args.anchorer or deployer.address,
+            guardian=args.guardian or deployer.address,
+            emission_per_epoch=settings.emission_per_epoch,
+            challenge_period=settings.challenge_period_seconds,
+        )
+    except (DeploymentError, ValueError) as error:
+        print(f"error: deployment failed: {error}", file=sys.stderr)
+        return 1
+    except Exception as error:  # noqa: BLE001 - RPC failures are reported as chain errors
+        mapped = classify(error)
+        if type(mapped) is ChainError:
+            raise  # not a known RPC failure: keep the traceback
+        print(f"error: deployment failed: {type(mapped).__name__}: {mapped}", file=sys.stderr)
+        return 1
     deployment.save(out)
     print(f"token {deployment.token_address}\ndistributor {deployment.distributor_address}\nrecord {out}")
     return 0
@@ -311,6 +336,12 @@ def build_parser() -> argparse.ArgumentParser:
     deploy = contracts.add_parser("deploy", help="deploy OwnershipToken and RewardDistributor")
     deploy.add_argument("--rpc-url", help="JSON-RPC endpoint (default RPC_URL)")
     deploy.add_argument("--out", help="deployment record path (default LEDGER_DEPLOYMENT_FILE or deployment.json)")
+    deploy.add_argument(
+        "--keystore",
+        help="encrypted JSON keystore of the deployer (default LEDGER_ANCHORER_KEYSTORE); the password comes from "
+        "LEDGER_ANCHORER_KEYSTORE_PASSWORD or a prompt",
+    )
+    deploy.add_argument("--anchorer", help="anchorer role holder (default the deployer)")
     deploy.add_argument("--admin", help="admin role holder (default the deployer)")
     deploy.add_argument("--guardian", help="guardian and pauser role holder (default the deployer)")
     deploy.add_argument("--force", action="store_true", help="deploy even if the record file exists")
