@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session as DbSession
 
-from ledger.epochs.build import CLAIMS, CONTRIBUTIONS
+from ledger.epochs.trees import CLAIMS, CONTRIBUTIONS, claim_key, contribution_key, read_leaf
 from ledger.errors import NotFound
 from ledger.journal.service import balance_of
 from ledger.merkle import ClaimProof, ContributionProof
@@ -17,7 +17,6 @@ from ledger.models import (
     Entitlement,
     Epoch,
     EpochStatus,
-    MerkleLeaf,
     Session,
 )
 
@@ -137,14 +136,12 @@ def claim_proof(db: DbSession, address: str, *, distributor: str | None, chain_i
     active = latest_epoch_in(db, (EpochStatus.ACTIVE,))
     if active is None:
         raise NotFound("no claims root is active yet: wait for the first epoch to be anchored", code="no_active_epoch")
-    leaf = db.get(MerkleLeaf, (active, CLAIMS, address))
+    leaf = read_leaf(db, active, CLAIMS, claim_key(address))
     if leaf is None:
         raise NotFound(f"{address} has no entitlement in the active epoch {active}", code="no_entitlement")
-    epoch = db.get(Epoch, active)
-    assert epoch is not None and epoch.claims_root is not None
     return ClaimProof(
         epoch=active,
-        root="0x" + epoch.claims_root.hex(),
+        root="0x" + leaf.root.hex(),
         account=leaf.value[0],
         cumulative_amount=int(leaf.value[1]),
         proof=tuple(leaf.proof),
@@ -166,16 +163,15 @@ def contribution_proof(
         raise NotFound(f"session {session_id} not found", code="session_not_found")
     if session.epoch is None:
         raise NotFound(f"session {session_id} was not scored, so it has no contribution proof", code="proof_not_found")
-    leaf = db.get(MerkleLeaf, (session.epoch, CONTRIBUTIONS, str(session_id)))
-    epoch = db.get(Epoch, session.epoch)
-    if leaf is None or epoch is None or epoch.contributions_root is None:
+    leaf = read_leaf(db, session.epoch, CONTRIBUTIONS, contribution_key(session_id))
+    if leaf is None:
         raise NotFound(
             f"no contribution proof for session {session_id} yet: epoch {session.epoch} is not built",
             code="proof_not_found",
         )
     return ContributionProof(
-        epoch=epoch.number,
-        root="0x" + epoch.contributions_root.hex(),
+        epoch=leaf.epoch,
+        root="0x" + leaf.root.hex(),
         session_id=leaf.value[0],
         content_hash=leaf.value[1],
         contributor=leaf.value[2],

@@ -1,34 +1,28 @@
 """Building a closed epoch: cumulative entitlements, both Merkle trees and every proof."""
 
-import json
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session as DbSession
 
-from ledger.merkle import StandardMerkleTree, claims_tree, contributions_tree, session_id_to_bytes32
-from ledger.models import (
-    Allocation,
-    ChainClaim,
-    Entitlement,
-    EntitlementDebit,
-    Epoch,
-    EpochStatus,
-    MerkleLeaf,
-    MerkleTreeRecord,
-    Session,
-    SessionStatus,
+from ledger.epochs.trees import (
+    CLAIMS,
+    CONTRIBUTIONS,
+    EMPTY_ROOT,
+    fetch_columns,
+    iter_dump_json,
+    store_tree,
+    tree_dump,
+    use_bulk_work_mem,
 )
+from ledger.merkle.standard import cyclic_gc_paused
+from ledger.models import Epoch, EpochStatus
 
 logger = logging.getLogger(__name__)
 
-CLAIMS = "claims"
-CONTRIBUTIONS = "contributions"
-
-#: Root anchored for a tree with no leaves.
-EMPTY_ROOT = bytes(32)
+__all__ = ["CLAIMS", "CONTRIBUTIONS", "EMPTY_ROOT", "build_epoch", "compute_entitlements", "epoch_tree_dump"]
 
 
 @dataclass(frozen=True)
@@ -46,7 +40,7 @@ def compute_entitlements(
     debits: dict[str, int],
     claimed: dict[str, int],
 ) -> list[EntitlementRow]:
-    """Roll cumulative entitlements forward by one epoch.
+    """Roll cumulative entitlements forward by one epoch: the rule build_epoch applies in SQL.
 
     Args:
         previous: contributor -> (cumulative amount, debt) published for the previous epoch.
@@ -69,21 +63,77 @@ def compute_entitlements(
     return rows
 
 
-def claimed_on_chain(db: DbSession) -> dict[str, int]:
-    """Return the largest cumulative amount each account has claimed, as indexed from events."""
-    rows = db.execute(
-        select(ChainClaim.account, func.max(ChainClaim.cumulative_amount)).group_by(ChainClaim.account)
-    ).all()
-    return {account: int(amount) for account, amount in rows}
+#: Rolls cumulative entitlements forward by one epoch in one statement, with the same rule as
+#: compute_entitlements: cumulative + allocation - debits - debt, but never below what the
+#: account already claimed on chain, the shortfall carried as debt. Marks the debits it applies.
+_ROLL_ENTITLEMENTS_SQL = text(
+    """
+    WITH applied AS (
+        UPDATE entitlement_debits SET applied_epoch = :epoch
+        WHERE applied_epoch IS NULL AND session_epoch <= :epoch
+        RETURNING contributor, tokens
+    ), debited AS (
+        SELECT contributor, sum(tokens) AS tokens FROM applied GROUP BY contributor
+    ), previous AS (
+        SELECT contributor, cumulative_amount, debt FROM entitlements WHERE epoch = :epoch - 1
+    ), allocated AS (
+        SELECT contributor, tokens FROM allocations WHERE epoch = :epoch
+    ), targets AS (
+        SELECT contributor,
+               coalesce(p.cumulative_amount, 0) + coalesce(a.tokens, 0)
+                   - coalesce(d.tokens, 0) - coalesce(p.debt, 0) AS target
+        FROM previous p
+        FULL JOIN allocated a USING (contributor)
+        FULL JOIN debited d USING (contributor)
+    ), claimed AS (
+        SELECT account AS contributor, max(cumulative_amount) AS amount
+        FROM chain_claims GROUP BY account
+    ), floored AS (
+        SELECT t.contributor, t.target, greatest(coalesce(c.amount, 0), 0) AS floor
+        FROM targets t LEFT JOIN claimed c USING (contributor)
+    )
+    INSERT INTO entitlements (epoch, contributor, cumulative_amount, debt)
+    SELECT :epoch, contributor, greatest(target, floor), greatest(floor - target, 0)
+    FROM floored
+    ORDER BY contributor  -- fills the primary key index from left to right
+    """
+)
+
+#: The claims tree leaves: accounts with a positive cumulative amount, keyed by address bytes.
+_CLAIM_LEAVES_SQL = """
+    SELECT decode(substr(contributor, 3), 'hex') AS key, cumulative_amount::text AS amount
+    FROM entitlements
+    WHERE epoch = %(epoch)s AND cumulative_amount > 0
+    ORDER BY key
+"""
+
+#: The contributions tree leaves, ABI-encoded by PostgreSQL: bytes32 session id (the UUID
+#: left-padded), bytes32 content hash, address contributor, uint256 points. A NULL or negative
+#: `points` makes the whole value NULL, which build_epoch rejects.
+_CONTRIBUTION_LEAVES_SQL = """
+    SELECT uuid_send(session_id) AS key,
+           '\\x00000000000000000000000000000000'::bytea || uuid_send(session_id) || content_hash
+           || '\\x000000000000000000000000'::bytea || decode(substr(contributor, 3), 'hex')
+           || '\\x000000000000000000000000000000000000000000000000'::bytea
+           || CASE WHEN points >= 0 THEN int8send(points) END AS value
+    FROM sessions
+    WHERE epoch = %(epoch)s AND status = 'scored'
+    ORDER BY session_id
+"""
+
+#: Size of a contributions leaf value: four 32-byte words.
+_CONTRIBUTION_VALUE_SIZE = 128
 
 
 def build_epoch(db: DbSession, number: int) -> Epoch:
     """Turn closed epoch `number` into stored trees and proofs, ready to anchor.
 
-    Idempotent: an epoch past `closed` is returned unchanged.
+    Entitlements are rolled forward in SQL, both trees are hashed in Python from leaf values
+    that PostgreSQL returns already ABI-encoded (claims amounts excepted), and nodes and leaves
+    are written with COPY. Idempotent: an epoch past `closed` is returned unchanged.
 
     Raises:
-        ValueError: when the epoch is open, or the previous epoch is not built yet.
+        ValueError: when the epoch is open, or a scored session has no valid leaf value.
     """
     epoch = db.scalar(select(Epoch).where(Epoch.number == number).with_for_update())
     if epoch is None:
@@ -93,118 +143,57 @@ def build_epoch(db: DbSession, number: int) -> Epoch:
     if epoch.status != EpochStatus.CLOSED:
         return epoch
 
-    previous = {
-        row.contributor: (row.cumulative_amount, row.debt)
-        for row in db.scalars(select(Entitlement).where(Entitlement.epoch == number - 1))
-    }
-    allocations = {
-        row.contributor: row.tokens
-        for row in db.scalars(select(Allocation).where(Allocation.epoch == number))
-    }
-    pending_debits = list(
-        db.scalars(
-            select(EntitlementDebit)
-            .where(EntitlementDebit.applied_epoch.is_(None), EntitlementDebit.session_epoch < number + 1)
-            .with_for_update()
-        )
-    )
-    debits: dict[str, int] = {}
-    for debit in pending_debits:
-        debits[debit.contributor] = debits.get(debit.contributor, 0) + debit.tokens
-
-    entitlements = compute_entitlements(previous, allocations, debits, claimed_on_chain(db))
-    if entitlements:
-        db.execute(
-            insert(Entitlement),
-            [
-                {"epoch": number, "contributor": row.contributor, "cumulative_amount": row.cumulative_amount, "debt": row.debt}
-                for row in entitlements
-            ],
-        )
-    if pending_debits:
-        db.execute(
-            update(EntitlementDebit)
-            .where(EntitlementDebit.session_id.in_([debit.session_id for debit in pending_debits]))
-            .values(applied_epoch=number)
-        )
-
-    claim_entries = [(row.contributor, row.cumulative_amount) for row in entitlements if row.cumulative_amount > 0]
-    claims_root = _store_tree(
-        db,
-        number,
-        CLAIMS,
-        claims_tree(claim_entries) if claim_entries else None,
-        keys=[contributor for contributor, _ in claim_entries],
-    )
-
-    sessions = db.execute(
-        select(Session.session_id, Session.content_hash, Session.contributor, Session.points)
-        .where(Session.epoch == number, Session.status == SessionStatus.SCORED)
-        .order_by(Session.session_id)
-    ).all()
-    contribution_entries = [
-        (session_id_to_bytes32(row.session_id), row.content_hash, row.contributor, row.points)
-        for row in sessions
-    ]
-    contributions_root = _store_tree(
-        db,
-        number,
-        CONTRIBUTIONS,
-        contributions_tree(contribution_entries) if contribution_entries else None,
-        keys=[str(row.session_id) for row in sessions],
-    )
+    use_bulk_work_mem(db)
+    db.execute(_ROLL_ENTITLEMENTS_SQL, {"epoch": number})
+    with cyclic_gc_paused():
+        claim_count, total_entitled, claims_root = _build_claims_tree(db, number)
+        contribution_count, contributions_root = _build_contributions_tree(db, number)
 
     epoch.claims_root = claims_root
     epoch.contributions_root = contributions_root
-    epoch.total_entitled = sum(amount for _, amount in claim_entries)
+    epoch.total_entitled = total_entitled
     epoch.status = EpochStatus.BUILT
     epoch.updated_at = func.now()
     db.flush()
     logger.info(
         "epoch.built epoch=%s claims_leaves=%s contribution_leaves=%s total_entitled=%s claims_root=0x%s",
         number,
-        len(claim_entries),
-        len(contribution_entries),
-        epoch.total_entitled,
+        claim_count,
+        contribution_count,
+        total_entitled,
         claims_root.hex(),
     )
     return epoch
 
 
-def _store_tree(
-    db: DbSession, epoch: int, kind: str, tree: StandardMerkleTree | None, *, keys: list[str]
-) -> bytes:
-    if tree is None:
-        return EMPTY_ROOT
-    dump = tree.dump()
-    db.add(
-        MerkleTreeRecord(
-            epoch=epoch, kind=kind, root=tree.root_bytes, leaf_count=len(tree), dump=json.dumps(dump)
+def _build_claims_tree(db: DbSession, number: int) -> tuple[int, int, bytes]:
+    columns = fetch_columns(db, _CLAIM_LEAVES_SQL, {"epoch": number})
+    keys, amount_texts = columns if columns else ([], [])
+    amounts = list(map(int, amount_texts))
+    del amount_texts
+    padding = bytes(12)
+    values = [padding + key + amount.to_bytes(32, "big") for key, amount in zip(keys, amounts)]
+    root = store_tree(db, number, CLAIMS, keys, values)
+    return len(keys), sum(amounts), root
+
+
+def _build_contributions_tree(db: DbSession, number: int) -> tuple[int, bytes]:
+    columns = fetch_columns(db, _CONTRIBUTION_LEAVES_SQL, {"epoch": number})
+    keys, values = columns if columns else ([], [])
+    if None in values or set(map(len, values)) - {_CONTRIBUTION_VALUE_SIZE}:
+        raise ValueError(
+            f"epoch {number} has a scored session with no points, negative points, or a content "
+            "hash or contributor of the wrong size: it cannot be a contributions tree leaf"
         )
-    )
-    proofs = tree.proofs()
-    nodes = dump["tree"]
-    rows = [
-        {
-            "epoch": epoch,
-            "kind": kind,
-            "key": keys[index],
-            "leaf_hash": bytes.fromhex(nodes[entry["treeIndex"]][2:]),
-            "value": entry["value"],
-            "proof": proofs[index],
-        }
-        for index, entry in enumerate(dump["values"])
-    ]
-    for start in range(0, len(rows), 5_000):
-        db.execute(insert(MerkleLeaf), rows[start : start + 5_000])
-    return tree.root_bytes
+    root = store_tree(db, number, CONTRIBUTIONS, keys, values)
+    return len(keys), root
 
 
 def epoch_tree_dump(db: DbSession, number: int, kind: str) -> dict | None:
     """Return the stored `standard-v1` dump of one of an epoch's trees, or None if it has none."""
-    dump = db.scalar(
-        select(MerkleTreeRecord.dump).where(MerkleTreeRecord.epoch == number, MerkleTreeRecord.kind == kind)
-    )
-    return None if dump is None else json.loads(dump)
+    return tree_dump(db, number, kind)
 
 
+def epoch_tree_dump_json(db: DbSession, number: int, kind: str) -> Iterator[str]:
+    """Yield the stored `standard-v1` dump of one of an epoch's trees as JSON text pieces."""
+    return iter_dump_json(db, number, kind)

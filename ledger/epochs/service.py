@@ -8,9 +8,9 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from ledger.config import Settings
-from ledger.epochs.allocation import allocate
+from ledger.epochs.trees import use_bulk_work_mem
 from ledger.errors import NotFound
-from ledger.models import EMISSION_ACCOUNT, Allocation, Epoch, EpochStatus
+from ledger.models import EMISSION_ACCOUNT, Epoch, EpochStatus
 
 logger = logging.getLogger(__name__)
 
@@ -83,21 +83,54 @@ def get_epoch(db: Session, number: int) -> Epoch:
     return epoch
 
 
+#: Net points per contributor posted into epoch :epoch, positive totals only.
+_EPOCH_POINTS_SQL = """
+    SELECT p.account AS contributor, sum(p.amount) AS points
+    FROM journal_postings p JOIN journal_entries e ON e.id = p.entry_id
+    WHERE e.epoch = :epoch AND p.account <> :emission_account
+    GROUP BY p.account
+    HAVING sum(p.amount) > 0
+"""
+
+#: A temporary table of the epoch's points. CREATE TABLE AS may scan and aggregate the journal
+#: with parallel workers, which PostgreSQL never uses for an INSERT or a data-modifying WITH.
+_COLLECT_POINTS_SQL = text(f"CREATE TEMPORARY TABLE closing_epoch_points ON COMMIT DROP AS {_EPOCH_POINTS_SQL}")
+
+#: Allocates :emission among the contributors in closing_epoch_points by the rule of
+#: ledger.epochs.allocation.allocate: floor(E * p / P) each, then one more unit to each of the
+#: E - sum(floor) largest remainders, equal remainders going to the lower address first
+#: (lower-case hex compared byte-wise orders addresses numerically).
+_ALLOCATE_SQL = text(
+    """
+    WITH totals AS (
+        SELECT CAST(:emission AS numeric) AS emission, sum(points) AS points FROM closing_epoch_points
+    ), shares AS (
+        SELECT contributor, p.points,
+               div(t.emission * p.points, t.points) AS share,
+               mod(t.emission * p.points, t.points) AS remainder
+        FROM closing_epoch_points p, totals t
+    ), ranked AS (
+        SELECT contributor, points, share,
+               row_number() OVER (ORDER BY remainder DESC, lower(contributor) COLLATE "C") AS rank,
+               (SELECT emission FROM totals) - sum(share) OVER () AS leftover
+        FROM shares
+    ), inserted AS (
+        INSERT INTO allocations (epoch, contributor, points, tokens)
+        SELECT :epoch, contributor, points, share + CASE WHEN rank <= leftover THEN 1 ELSE 0 END
+        FROM ranked
+        ORDER BY contributor  -- fills the primary key index from left to right
+        RETURNING points, tokens
+    )
+    SELECT count(*) AS contributors, coalesce(sum(points), 0) AS points, coalesce(sum(tokens), 0) AS tokens
+    FROM inserted
+    """
+)
+
+
 def epoch_points(db: Session, number: int) -> dict[str, int]:
     """Return each contributor's net points posted into epoch `number`, positive ones only."""
-    rows = db.execute(
-        text(
-            """
-            SELECT p.account, sum(p.amount) AS points
-            FROM journal_postings p JOIN journal_entries e ON e.id = p.entry_id
-            WHERE e.epoch = :epoch AND p.account <> :emission
-            GROUP BY p.account
-            HAVING sum(p.amount) > 0
-            """
-        ),
-        {"epoch": number, "emission": EMISSION_ACCOUNT},
-    ).all()
-    return {row.account: int(row.points) for row in rows}
+    rows = db.execute(text(_EPOCH_POINTS_SQL), {"epoch": number, "emission_account": EMISSION_ACCOUNT}).all()
+    return {row.contributor: int(row.points) for row in rows}
 
 
 def close_epoch(
@@ -105,8 +138,9 @@ def close_epoch(
 ) -> Epoch | None:
     """Close the open epoch when its time is up (or `force`), allocate it and open the next.
 
-    Two workers calling this at once produce one allocation: the exclusive open-epoch lock
-    serializes them and the second finds the next epoch still young.
+    The points are summed and allocated in SQL (see _ALLOCATE_SQL). Two workers
+    calling this at once produce one allocation: the exclusive open-epoch lock serializes them
+    and the second finds the next epoch still young.
 
     Returns:
         The closed epoch, or None when the open epoch is not due yet.
@@ -116,20 +150,16 @@ def close_epoch(
     due_at = epoch.opened_at + timedelta(seconds=settings.epoch_duration_seconds)
     if not force and now < due_at:
         return None
+    if epoch.emission < 0:
+        raise ValueError(f"emission of epoch {epoch.number} must not be negative, got {epoch.emission}")
 
-    points = epoch_points(db, epoch.number)
-    shares = allocate(epoch.emission, points)
-    total_points = sum(points.values())
-    allocated = sum(shares.values())
-
-    if shares:
-        db.execute(
-            insert(Allocation),
-            [
-                {"epoch": epoch.number, "contributor": address, "points": points[address], "tokens": tokens}
-                for address, tokens in sorted(shares.items())
-            ],
-        )
+    use_bulk_work_mem(db)
+    db.execute(text("DROP TABLE IF EXISTS pg_temp.closing_epoch_points"))
+    db.execute(_COLLECT_POINTS_SQL, {"epoch": epoch.number, "emission_account": EMISSION_ACCOUNT})
+    totals = db.execute(_ALLOCATE_SQL, {"epoch": epoch.number, "emission": epoch.emission}).one()
+    contributors = int(totals.contributors)
+    total_points = int(totals.points)
+    allocated = int(totals.tokens)
 
     epoch.status = EpochStatus.CLOSED
     epoch.closed_at = now
@@ -153,7 +183,7 @@ def close_epoch(
     logger.info(
         "epoch.closed epoch=%s contributors=%s points=%s allocated=%s rollover=%s",
         epoch.number,
-        len(shares),
+        contributors,
         total_points,
         allocated,
         carried,

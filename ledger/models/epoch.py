@@ -4,8 +4,17 @@ import enum
 import uuid
 from datetime import datetime
 
-from sqlalchemy import BigInteger, DateTime, Enum, ForeignKey, Integer, LargeBinary, String, Uuid
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Enum,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Integer,
+    LargeBinary,
+    String,
+    Uuid,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ledger.models.base import Base, TokenAmount, utc_now_column
@@ -63,23 +72,31 @@ class Epoch(Base):
 
 
 class Allocation(Base):
-    """Tokens one contributor earned in one epoch, pro rata to their points."""
+    """Tokens one contributor earned in one epoch, pro rata to their points.
+
+    Inserted in bulk from the journal when the epoch closes. It has no foreign keys, because
+    PostgreSQL would check them row by row (see migration 0003).
+    """
 
     __tablename__ = "allocations"
 
-    epoch: Mapped[int] = mapped_column(ForeignKey("epochs.number"), primary_key=True)
-    contributor: Mapped[str] = mapped_column(ForeignKey("contributors.address"), primary_key=True)
+    epoch: Mapped[int] = mapped_column(Integer, primary_key=True)
+    contributor: Mapped[str] = mapped_column(String(42), primary_key=True)
     points: Mapped[int] = mapped_column(BigInteger, nullable=False)
     tokens: Mapped[int] = mapped_column(TokenAmount, nullable=False)
 
 
 class Entitlement(Base):
-    """A contributor's cumulative entitlement as published in an epoch's claims tree."""
+    """A contributor's cumulative entitlement as published in an epoch's claims tree.
+
+    Inserted in bulk from allocations and the previous epoch's rows when the epoch is built.
+    It has no foreign keys, for the same reason as Allocation.
+    """
 
     __tablename__ = "entitlements"
 
-    epoch: Mapped[int] = mapped_column(ForeignKey("epochs.number"), primary_key=True)
-    contributor: Mapped[str] = mapped_column(ForeignKey("contributors.address"), primary_key=True)
+    epoch: Mapped[int] = mapped_column(Integer, primary_key=True)
+    contributor: Mapped[str] = mapped_column(String(42), primary_key=True)
     cumulative_amount: Mapped[int] = mapped_column(TokenAmount, nullable=False)
     debt: Mapped[int] = mapped_column(TokenAmount, nullable=False, default=0)
     """Debits not yet recovered because the published amount may not fall below what was claimed."""
@@ -103,7 +120,11 @@ class EntitlementDebit(Base):
 
 
 class MerkleTreeRecord(Base):
-    """A built tree of one epoch: `claims` or `contributions`."""
+    """A built tree of one epoch: `claims` or `contributions`.
+
+    Its nodes are in `merkle_node_chunks` and its leaves in `merkle_leaves`, from which any
+    proof and the `standard-v1` dump are read without rebuilding the tree.
+    """
 
     __tablename__ = "merkle_trees"
 
@@ -111,21 +132,45 @@ class MerkleTreeRecord(Base):
     kind: Mapped[str] = mapped_column(String(16), primary_key=True)
     root: Mapped[bytes] = mapped_column(LargeBinary(32), nullable=False)
     leaf_count: Mapped[int] = mapped_column(Integer, nullable=False)
-    dump: Mapped[str] = mapped_column(String, nullable=False)
-    """The tree in the OpenZeppelin `standard-v1` dump format, as JSON text."""
+    """Number of leaves; the tree has 2 * leaf_count - 1 nodes."""
+
+
+class MerkleNodeChunk(Base):
+    """A run of consecutive nodes of a stored tree, in the `@openzeppelin/merkle-tree` layout.
+
+    Chunk c contains nodes c * NODES_PER_CHUNK onwards as concatenated 32-byte hashes, and
+    node 0 is the root. The column is stored uncompressed out of line (STORAGE EXTERNAL), so
+    PostgreSQL's substring() reads one node by fetching only the TOAST chunk that contains it.
+    Rows are deleted with their tree.
+    """
+
+    __tablename__ = "merkle_node_chunks"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["epoch", "kind"], ["merkle_trees.epoch", "merkle_trees.kind"], ondelete="CASCADE"
+        ),
+    )
+
+    epoch: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    chunk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    nodes: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
 
 
 class MerkleLeaf(Base):
-    """One leaf with its proof, so any proof is served without rebuilding the tree."""
+    """One leaf of a stored tree: its value and the index of the node that contains its hash.
+
+    Written in bulk by COPY together with its tree. It has no foreign key, because that would
+    cost one check per row.
+    """
 
     __tablename__ = "merkle_leaves"
 
-    epoch: Mapped[int] = mapped_column(ForeignKey("epochs.number"), primary_key=True)
+    epoch: Mapped[int] = mapped_column(Integer, primary_key=True)
     kind: Mapped[str] = mapped_column(String(16), primary_key=True)
-    key: Mapped[str] = mapped_column(String(66), primary_key=True)
-    """The contributor address for claims leaves, the session UUID for contribution leaves."""
-    leaf_hash: Mapped[bytes] = mapped_column(LargeBinary(32), nullable=False)
-    value: Mapped[list] = mapped_column(JSONB, nullable=False)
-    """Leaf values as in the dump: decimal strings for integers, hex for bytes."""
-    proof: Mapped[list] = mapped_column(JSONB, nullable=False)
-    """Sibling hashes from leaf to root, as 0x hex strings."""
+    key: Mapped[bytes] = mapped_column(LargeBinary, primary_key=True)
+    """The account's 20 bytes for claims leaves, the session UUID's 16 bytes for contributions."""
+    tree_index: Mapped[int] = mapped_column(Integer, nullable=False)
+    """Index of the leaf's node in the tree; the proof is read from the sibling nodes above it."""
+    value: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    """`abi.encode` of the leaf value, whose double keccak256 is the leaf hash."""

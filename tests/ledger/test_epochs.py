@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from ledger.epochs.allocation import allocate
 from ledger.epochs.build import build_epoch, compute_entitlements, epoch_tree_dump
 from ledger.epochs.service import close_epoch, ensure_open_epoch
+from ledger.epochs.trees import read_leaf
 from ledger.intake.service import submit_sessions
 from ledger.intake.withdrawal import withdraw_session
 from ledger.journal.service import balance_of, check_journal
@@ -82,7 +83,10 @@ def test_build_stores_verifiable_proofs(db, settings, now, scored_epoch):
     for leaf in leaves:
         root = built.claims_root if leaf.kind == "claims" else built.contributions_root
         encoding = ["address", "uint256"] if leaf.kind == "claims" else ["bytes32", "bytes32", "address", "uint256"]
-        assert verify(root, encoding, leaf.value, leaf.proof)
+        stored = read_leaf(db, epoch.number, leaf.kind, leaf.key)
+        assert stored is not None
+        assert stored.root == root
+        assert verify(root, encoding, stored.value, stored.proof)
 
 
 def test_withdraw_before_close_reverses_points(db, settings, now, scored_epoch):
