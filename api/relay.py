@@ -12,6 +12,8 @@ from ledger.errors import InvalidInput, Unavailable
 
 router = APIRouter(tags=["proofs"])
 
+UINT256_MAX = 2**256 - 1
+
 #: Seconds a typed claim from GET /v1/claims/{address}/typed-data stays valid by default.
 DEFAULT_DEADLINE_SECONDS = 3_600
 
@@ -24,8 +26,8 @@ class RelayRequest(BaseModel):
     account: str = Field(description="The entitled account, which signed the claim.")
     recipient: str = Field(description="The address that receives the tokens.")
     cumulative_amount: str = Field(description="Decimal string of base units: the account's entitlement in the active root.")
-    nonce: int = Field(ge=0, description="The account's current nonce in the distributor, `nonces(account)`.")
-    deadline: int = Field(ge=0, description="Last Unix time, in seconds, at which the signature is accepted.")
+    nonce: int = Field(ge=0, le=UINT256_MAX, description="The account's current nonce in the distributor, `nonces(account)`.")
+    deadline: int = Field(ge=0, le=UINT256_MAX, description="Last Unix time, in seconds, at which the signature is accepted.")
     signature: str = Field(description="0x-prefixed 65-byte signature of the typed `Claim`.")
 
 
@@ -42,8 +44,8 @@ class RelayResponse(BaseModel):
 
 
 def _parse_amount(value: str) -> int:
-    if not value.isdigit():
-        raise InvalidInput(f"cumulative_amount must be a decimal string of base units, got {value!r}")
+    if not value.isascii() or not value.isdigit() or int(value) > UINT256_MAX:
+        raise InvalidInput(f"cumulative_amount must be a decimal string of base units below 2**256, got {value!r}")
     return int(value)
 
 
@@ -63,17 +65,16 @@ def _parse_signature(value: str) -> bytes:
     response_model=RelayResponse,
     status_code=202,
     responses={
-        404: {"description": "No active root, or no entitlement in it"},
+        404: {"description": "No active root, no entitlement in it, or no relayer key configured"},
         409: {"description": "Amount or nonce out of date, nothing to claim, or the claim would revert"},
         422: {"description": "Malformed field, wrong signer or expired signature"},
-        503: {"description": "No chain or no relayer key configured, or the chain endpoint failed"},
+        503: {"description": "No chain configured, or the chain endpoint failed"},
     },
 )
 def relay_claim(body: RelayRequest, db: DbDep, state: StateDep) -> RelayResponse:
     """Send a claim signed by the entitled account; the service's relayer pays the gas."""
     if state.chain is None:
         raise Unavailable("the service has no chain configured: set RPC_URL and LEDGER_DEPLOYMENT_FILE")
-    relayer = load_relayer(state.settings)
     request = SignedClaimRequest(
         account=normalize_address(body.account),
         recipient=normalize_address(body.recipient),
@@ -81,7 +82,9 @@ def relay_claim(body: RelayRequest, db: DbDep, state: StateDep) -> RelayResponse
         nonce=body.nonce,
         deadline=body.deadline,
     )
-    relayed = relay_signed_claim(db, state.chain, relayer, request=request, signature=_parse_signature(body.signature))
+    signature = _parse_signature(body.signature)
+    relayer = load_relayer(state.settings)
+    relayed = relay_signed_claim(db, state.chain, relayer, request=request, signature=signature)
     return RelayResponse(
         tx_hash=relayed.tx_hash,
         account=relayed.account,
@@ -101,7 +104,7 @@ def get_claim_typed_data(
     db: DbDep,
     state: StateDep,
     recipient: str | None = Query(default=None, description="Receiver of the tokens (default the account)."),
-    deadline: int | None = Query(default=None, ge=0, description="Unix time in seconds (default one hour from now)."),
+    deadline: int | None = Query(default=None, ge=0, le=UINT256_MAX, description="Unix time in seconds (default one hour from now)."),
 ) -> dict:
     """Return the EIP-712 message to sign with `eth_signTypedData_v4` for POST /v1/claims/relay."""
     if state.chain is None:

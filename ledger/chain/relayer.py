@@ -20,7 +20,7 @@ from ledger.chain.nonces import allocate_nonce
 from ledger.chain.signed_claims import SignedClaimRequest
 from ledger.config import Settings
 from ledger.earnings.service import claim_proof
-from ledger.errors import Conflict, InvalidInput, Unavailable
+from ledger.errors import Conflict, InvalidInput, NotFound
 
 logger = logging.getLogger(__name__)
 
@@ -45,10 +45,11 @@ def load_relayer(settings: Settings) -> LocalAccount:
     """Return the relayer account.
 
     Raises:
-        Unavailable: when LEDGER_RELAYER_PRIVATE_KEY is not set.
+        NotFound: when LEDGER_RELAYER_PRIVATE_KEY is not set. A deployment without a relayer
+            lacks the relay route for good, so the error is not a retryable 503.
     """
     if settings.relayer_private_key is None:
-        raise Unavailable(
+        raise NotFound(
             "this service relays no claims: set LEDGER_RELAYER_PRIVATE_KEY, or send the claim yourself",
             code="relayer_not_configured",
         )

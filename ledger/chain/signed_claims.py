@@ -16,6 +16,7 @@ from typing import Any
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_account.signers.local import LocalAccount
+from eth_keys.exceptions import BadSignature
 from eth_utils import to_checksum_address
 
 #: EIP-712 domain name and version of the RewardDistributor.
@@ -79,4 +80,7 @@ class SignedClaimRequest:
     def recover_signer(self, signature: bytes, *, chain_id: int, distributor: str) -> str:
         """Return the address that made `signature`. Raises ValueError on a malformed signature."""
         signable = encode_typed_data(full_message=self.typed_data(chain_id=chain_id, distributor=distributor))
-        return Account.recover_message(signable, signature=signature)
+        try:
+            return Account.recover_message(signable, signature=signature)
+        except BadSignature as error:
+            raise ValueError(f"invalid signature: {error}") from error

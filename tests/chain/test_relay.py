@@ -117,10 +117,11 @@ def test_relay_rejects_malformed_signature(relay_env):
     client, _, alice, _, _ = relay_env
     body = signed_body(client, alice)
 
-    response = client.post("/v1/claims/relay", json={**body, "signature": "0x1234"})
+    for signature in ("0x1234", "0x" + "00" * 65, "not hex"):
+        response = client.post("/v1/claims/relay", json={**body, "signature": signature})
 
-    assert response.status_code == 422
-    assert response.json()["error"]["code"] == "invalid_signature"
+        assert response.status_code == 422
+        assert response.json()["error"]["code"] == "invalid_signature"
 
 
 def test_relay_without_key_unavailable(chain_setup, factory, chain_settings):
@@ -130,5 +131,5 @@ def test_relay_without_key_unavailable(chain_setup, factory, chain_settings):
     with TestClient(app, raise_server_exceptions=False) as client:
         response = client.post("/v1/claims/relay", json=body)
 
-    assert response.status_code == 503
+    assert response.status_code == 404
     assert response.json()["error"]["code"] == "relayer_not_configured"
