@@ -105,12 +105,20 @@ class Worker:
         return True
 
     def _release(self) -> None:
-        if self._leader_connection is not None:
-            try:
-                self._leader_connection.close()
-            except Exception:  # noqa: BLE001
-                logger.warning("worker.leader.close_failed")
-            self._leader_connection = None
+        connection = self._leader_connection
+        if connection is None:
+            return
+        self._leader_connection = None
+        # Closing a pooled connection only returns it to the pool, where the session-level lock
+        # would stay held: unlock first, and discard the connection if that fails.
+        try:
+            connection.execute(text(f"SELECT pg_advisory_unlock({LEADER_LOCK_SQL})"))
+            connection.commit()
+            connection.close()
+            logger.info("worker.leader.released")
+        except Exception as error:  # noqa: BLE001 - a broken connection loses the lock anyway
+            logger.warning("worker.leader.unlock_failed error=%s", error)
+            connection.invalidate()
 
     def tick(self, *, force_close: bool = False) -> None:
         """Run one round of every job. Errors are logged; the next tick retries."""

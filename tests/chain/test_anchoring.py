@@ -261,3 +261,48 @@ def test_nonce_allocator_per_signer(chain_setup, factory):
         raise RuntimeError("rolled back")
     with unit_of_work(factory) as db:
         assert allocate_nonce(db, chain, anchorer) == on_chain + 3
+
+
+def test_reorg_before_confirmations_moves_anchor(anvil, tmp_path, factory, chain_settings):
+    setup = deploy(anvil, tmp_path, challenge_period=3_600)
+    build_first_epoch(factory, chain_settings)
+    chain = setup.context()
+    before_anchor = setup.rpc("evm_snapshot")
+    drive_anchoring(factory, chain, setup.anchorer, confirmations=3)
+    [record] = anchor_transactions(factory)
+    assert record.status == AnchorTxStatus.MINED
+    first_block = record.block_number
+
+    setup.rpc("evm_revert", before_anchor)
+    setup.rpc("anvil_mine", hex(2))
+    drive_anchoring(factory, chain, setup.anchorer, confirmations=3)
+
+    [resent] = anchor_transactions(factory)
+    assert resent.status == AnchorTxStatus.SENT
+    assert load_epoch(factory, 1).status == EpochStatus.SUBMITTED
+    drive_anchoring(factory, chain, setup.anchorer, confirmations=3)
+    [moved] = anchor_transactions(factory)
+    assert moved.status == AnchorTxStatus.MINED
+    assert moved.block_number > first_block
+    setup.rpc("anvil_mine", hex(2))
+    drive_anchoring(factory, chain, setup.anchorer, confirmations=3)
+    assert load_epoch(factory, 1).status == EpochStatus.ANCHORED
+    assert len(setup.anchored_events()) == 1
+
+
+def test_one_leader_among_workers(chain_setup, factory, chain_settings):
+    chain = chain_setup.context()
+    first = Worker(settings=chain_settings, factory=factory, chain=chain, anchorer=chain_setup.anchorer)
+    second = Worker(settings=chain_settings, factory=factory, chain=chain, anchorer=chain_setup.anchorer)
+    try:
+        assert first.is_leader()
+        assert not second.is_leader()
+        assert first.is_leader()
+
+        first.stop()
+
+        assert second.is_leader()
+        assert not first.is_leader()
+    finally:
+        first.stop()
+        second.stop()

@@ -5,10 +5,13 @@ with LEDGER_TEST_CRASH_AT naming the point where it kills itself.
 """
 
 import signal
+import subprocess
+import sys
 
 import pytest
 from sqlalchemy import select
 
+from ledger import PROJECT_ROOT
 from ledger.chain.crashpoints import CRASH_ENV
 from ledger.models import AnchorTransaction, AnchorTxStatus, EpochStatus
 from tests.chain.conftest import build_first_epoch, load_epoch, run_worker_once, worker_environment
@@ -74,3 +77,21 @@ def test_worker_rejects_chain_id_mismatch(chain_setup, ledger_database, tmp_path
     assert result.returncode == 2
     assert "serves chain id 31337 but 11155111 is configured" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_concurrent_workers_anchor_once(chain_setup, factory, ledger_database, chain_settings, tmp_path):
+    build_first_epoch(factory, chain_settings)
+    environment = worker_environment(chain_setup, ledger_database)
+    command = [sys.executable, "-m", "ledger.cli", "worker", "--once"]
+    process_environment = {**environment, "PYTHONPATH": str(PROJECT_ROOT)}
+
+    workers = [
+        subprocess.Popen(command, env=process_environment, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        for _ in range(3)
+    ]
+    outputs = [worker.communicate(timeout=120)[1] for worker in workers]
+
+    assert [worker.returncode for worker in workers] == [0, 0, 0], outputs
+    assert load_epoch(factory, 1).status == EpochStatus.ACTIVE
+    assert len(chain_setup.anchored_events()) == 1
+    assert len(anchor_transactions(factory)) == 1
