@@ -141,12 +141,29 @@ def advance_epoch(
             epoch = db.scalar(select(Epoch).where(Epoch.number == number).with_for_update())
             assert epoch is not None, f"epoch {number} disappeared while anchoring"
             before = epoch.status
-            if before == EpochStatus.BUILT:
-                _adopt_or_submit(db, chain, anchorer, epoch)
-            elif before == EpochStatus.SUBMITTED:
-                _check_submitted(db, chain, anchorer, epoch, config)
-            elif before == EpochStatus.ANCHORED:
-                _check_anchored(db, chain, epoch)
+            try:
+                if before == EpochStatus.BUILT:
+                    _adopt_or_submit(db, chain, anchorer, epoch)
+                elif before == EpochStatus.SUBMITTED:
+                    _check_submitted(db, chain, anchorer, epoch, config)
+                elif before == EpochStatus.ANCHORED:
+                    _check_anchored(db, chain, epoch)
+            except ChainError as error:
+                latest_tx = db.scalar(
+                    select(AnchorTransaction.tx_hash)
+                    .where(AnchorTransaction.epoch == number)
+                    .order_by(AnchorTransaction.created_at.desc())
+                    .limit(1)
+                )
+                logger.warning(
+                    "anchor.step_failed epoch=%s status=%s tx_hash=%s error_type=%s error=%s",
+                    number,
+                    before.value,
+                    "0x" + latest_tx.hex() if latest_tx else "-",
+                    type(error).__name__,
+                    error,
+                )
+                raise
             status = epoch.status
         if status == before or status not in (EpochStatus.SUBMITTED, EpochStatus.ANCHORED, EpochStatus.BUILT):
             return status

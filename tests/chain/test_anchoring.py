@@ -1,6 +1,7 @@
 """The anchoring state machine against a real anvil and PostgreSQL: fee replacement, reorgs,
 a node restart, guardian revocation, and the per-signer nonce allocator."""
 
+import logging
 import uuid
 from datetime import UTC, datetime
 
@@ -135,7 +136,7 @@ def test_anchor_waits_for_confirmations(anvil, tmp_path, factory, chain_settings
 # node down in the middle of anchoring
 
 
-def test_node_restart_mid_anchoring(tmp_path, factory, chain_settings):
+def test_node_restart_mid_anchoring(tmp_path, factory, chain_settings, caplog):
     state = tmp_path / "anvil-state.json"
     node = start_anvil(state_path=state)
     try:
@@ -151,8 +152,11 @@ def test_node_restart_mid_anchoring(tmp_path, factory, chain_settings):
         # SIGTERM makes anvil write its state to `state`; the pending transaction may be lost.
         node.stop()
         assert state.is_file()
-        with pytest.raises(RpcUnavailable):
+        with caplog.at_level(logging.WARNING), pytest.raises(RpcUnavailable):
             drive_anchoring(factory, chain, setup.anchorer, confirmations=1)
+        [failed] = [line.getMessage() for line in caplog.records if "anchor.step_failed" in line.getMessage()]
+        assert f"epoch=1 status=submitted tx_hash=0x{record.tx_hash.hex()}" in failed
+        assert "error_type=RpcConnectionRefused" in failed
         worker.tick()
         assert worker.chain_backoff.failures == 1
         assert load_epoch(factory, 1).status == EpochStatus.SUBMITTED

@@ -9,7 +9,9 @@ import pytest
 from eth_utils import keccak
 from web3.logs import DISCARD
 
+from ledger.chain.contracts import deploy_contracts, distributor_contract, load_artifact
 from ledger.chain.signed_claims import SignedClaimRequest
+from tests.contracts.conftest import Chain
 from tests.contracts.test_distributor import (
     ANCHORER_ROLE,
     INVALID_PROOF,
@@ -198,6 +200,30 @@ def test_pause_state_errors(chain, roles):
     chain.transact(roles.guardian, functions.pause())
     chain.expect_revert(roles.guardian, functions.pause(), "EnforcedPause()")
     assert chain.distributor.functions.hasRole(PAUSER_ROLE, roles.guardian.address).call()
+
+
+def test_constructors_reject_zero_role_holders(chain, roles, w3):
+    artifact = load_artifact("RewardDistributor")
+    factory = w3.eth.contract(abi=artifact["abi"], bytecode=artifact["bytecode"])
+    token, admin, anchorer, guardian = chain.token.address, roles.admin.address, roles.anchorer.address, roles.guardian.address
+    zero = "0x" + "00" * 20
+
+    chain.expect_revert(roles.admin, factory.constructor(token, admin, zero, guardian, 1, 0), "ZeroAddress()")
+    chain.expect_revert(roles.admin, factory.constructor(token, admin, anchorer, zero, 1, 0), "ZeroAddress()")
+    token_artifact = load_artifact("OwnershipToken")
+    token_factory = w3.eth.contract(abi=token_artifact["abi"], bytecode=token_artifact["bytecode"])
+    chain.expect_revert(roles.admin, token_factory.constructor(zero), "ZeroMinter()")
+
+
+def test_anchor_rejects_total_above_uint128(w3, roles):
+    # Only an emission near 2**128 per epoch reaches the uint128 storage of totalEntitled.
+    deployment = deploy_contracts(
+        w3, roles.admin, admin=roles.admin.address, anchorer=roles.anchorer.address, guardian=roles.guardian.address,
+        emission_per_epoch=2**255, challenge_period=0,
+    )  # fmt: skip
+    call = distributor_contract(w3, deployment.distributor_address).functions.anchor(1, ZERO_ROOT, ZERO_ROOT, 2**128)
+
+    assert Chain(w3, deployment).expect_revert(roles.anchorer, call, "SafeCastOverflowedUintDowncast(uint8,uint256)") == (128, 2**128)
 
 
 # ---------------------------------------------------------------------------------------------
