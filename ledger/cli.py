@@ -102,13 +102,26 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     from ledger.chain.client import load_anchorer  # noqa: PLC0415
+    from ledger.chain.errors import RpcUnavailable  # noqa: PLC0415
     from ledger.db import session_factory  # noqa: PLC0415
     from ledger.worker import Worker  # noqa: PLC0415
 
-    chain = _chain(settings)
-    if chain is None:
+    if not settings.rpc_url or not settings.deployment_file:
         print("error: the worker needs RPC_URL and LEDGER_DEPLOYMENT_FILE (run `ledger contracts deploy`)", file=sys.stderr)
         return 2
+    stop = threading.Event()
+    if args.once:
+        try:
+            chain = _chain(settings)
+        except RpcUnavailable as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
+    else:
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        signal.signal(signal.SIGINT, lambda *_: stop.set())
+        chain = _wait_for_chain(settings, stop)
+        if chain is None:
+            return 0
     with ExitStack() as stack:
         url = _database_url(settings, stack)
         _require_schema(url)
@@ -116,13 +129,32 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         if args.once:
             worker.tick(force_close=args.close)
             return 0
-        stop = threading.Event()
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        signal.signal(signal.SIGINT, lambda *_: stop.set())
         worker.start()
         stop.wait()
         worker.stop()
     return 0
+
+
+def _wait_for_chain(settings: Settings, stop: threading.Event):  # type: ignore[no-untyped-def]
+    """Connect to the chain, retrying with capped backoff while the endpoint is unreachable.
+
+    A restarting node then delays the worker instead of making it exit and restart in a loop.
+    Returns None when `stop` is set first. A chain id mismatch is raised at once.
+    """
+    import time  # noqa: PLC0415
+
+    from ledger.chain.errors import RpcUnavailable  # noqa: PLC0415
+    from ledger.worker import Backoff  # noqa: PLC0415
+
+    backoff = Backoff(base=1.0, cap=settings.chain_retry_max_seconds)
+    while True:
+        try:
+            return _chain(settings)
+        except RpcUnavailable as error:
+            delay = backoff.failed(time.monotonic())
+            logger.warning("worker.chain.unreachable failures=%s retry_in_seconds=%.1f error=%s", backoff.failures, delay, error)
+            if stop.wait(delay):
+                return None
 
 
 def cmd_deploy(args: argparse.Namespace, settings: Settings) -> int:

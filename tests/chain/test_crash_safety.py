@@ -1,20 +1,24 @@
-"""The worker killed with SIGKILL at each step of anchoring, then run again: exactly one anchor.
+"""The worker as a real process: killed with SIGKILL at each step of anchoring and run again,
+three at once, started before its node, and against the wrong chain.
 
-Each test runs `ledger worker --once` as a real process against a real anvil and PostgreSQL,
-with LEDGER_TEST_CRASH_AT naming the point where it kills itself.
+The crash tests run `ledger worker --once` against a real anvil and PostgreSQL. The variable
+LEDGER_TEST_CRASH_AT names the point where the process kills itself, and the rerun must anchor
+exactly once.
 """
 
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 from sqlalchemy import select
 
 from ledger import PROJECT_ROOT
 from ledger.chain.crashpoints import CRASH_ENV
+from ledger.chain.devnet import start_anvil
 from ledger.models import AnchorTransaction, AnchorTxStatus, EpochStatus
-from tests.chain.conftest import build_first_epoch, load_epoch, run_worker_once, worker_environment
+from tests.chain.conftest import build_first_epoch, deploy, load_epoch, run_worker_once, worker_environment
 
 pytestmark = pytest.mark.chain
 
@@ -95,3 +99,41 @@ def test_concurrent_workers_anchor_once(chain_setup, factory, ledger_database, c
     assert load_epoch(factory, 1).status == EpochStatus.ACTIVE
     assert len(chain_setup.anchored_events()) == 1
     assert len(anchor_transactions(factory)) == 1
+
+
+def test_worker_waits_for_node_to_start(factory, ledger_database, chain_settings, tmp_path):
+    # Deploy on a node, stop it, and start the long-running worker while nothing listens.
+    state = tmp_path / "anvil-state.json"
+    node = start_anvil(state_path=state)
+    setup = deploy(node, tmp_path, challenge_period=0)
+    build_first_epoch(factory, chain_settings)
+    node.stop()
+    environment = worker_environment(setup, ledger_database, LEDGER_SCHEDULER_INTERVAL_SECONDS="0.2")
+    log = (tmp_path / "worker.log").open("w+")
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "ledger.cli", "worker"],
+        env={**environment, "PYTHONPATH": str(PROJECT_ROOT)}, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=log,
+    )  # fmt: skip
+    try:
+        wait_until(lambda: "worker.chain.unreachable" in (tmp_path / "worker.log").read_text(), "the first connection retry")
+        assert worker.poll() is None
+
+        node = start_anvil(port=node.port, state_path=state)
+        wait_until(lambda: load_epoch(factory, 1).status == EpochStatus.ACTIVE, "epoch 1 to become active")
+
+        assert len(setup.anchored_events()) == 1
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+        node.stop()
+        log.close()
+    assert worker.returncode == 0
+    assert "Traceback" not in (tmp_path / "worker.log").read_text()
+
+
+def wait_until(condition, description: str, *, seconds: float = 60.0) -> None:
+    """Poll `condition` every 0.1 s; fail naming `description` if it is still false after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out after {seconds} s waiting for {description}"
+        time.sleep(0.1)
