@@ -10,6 +10,7 @@ from sqlalchemy import (
     Enum,
     ForeignKey,
     ForeignKeyConstraint,
+    Index,
     Integer,
     LargeBinary,
     String,
@@ -79,6 +80,7 @@ class Allocation(Base):
     """
 
     __tablename__ = "allocations"
+    __table_args__ = (Index("ix_allocations_contributor_epoch", "contributor", "epoch"),)
 
     epoch: Mapped[int] = mapped_column(Integer, primary_key=True)
     contributor: Mapped[str] = mapped_column(String(42), primary_key=True)
@@ -94,6 +96,7 @@ class Entitlement(Base):
     """
 
     __tablename__ = "entitlements"
+    __table_args__ = (Index("ix_entitlements_contributor_epoch", "contributor", "epoch"),)
 
     epoch: Mapped[int] = mapped_column(Integer, primary_key=True)
     contributor: Mapped[str] = mapped_column(String(42), primary_key=True)
