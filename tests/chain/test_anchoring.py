@@ -3,7 +3,7 @@ a node restart, guardian revocation, and the per-signer nonce allocator."""
 
 import logging
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -14,9 +14,13 @@ from ledger.chain.errors import RpcUnavailable
 from ledger.chain.nonces import allocate_nonce, release_nonce
 from ledger.db import unit_of_work
 from ledger.intake.withdrawal import withdraw_session
-from ledger.models import AnchorTransaction, AnchorTxStatus, EpochStatus, Session
+from ledger.epochs.build import build_epoch
+from ledger.epochs.service import close_epoch
+from ledger.intake.service import submit_sessions
+from ledger.models import AnchorTransaction, AnchorTxStatus, Entitlement, EpochStatus, Session
 from ledger.worker import Backoff, Worker
 from tests.chain.conftest import build_first_epoch, deploy, load_epoch
+from tests.ledger.factories import submission
 
 pytestmark = pytest.mark.chain
 
@@ -310,3 +314,47 @@ def test_one_leader_among_workers(chain_setup, factory, chain_settings):
     finally:
         first.stop()
         second.stop()
+
+
+def test_revoke_rebuilds_later_built_epoch(anvil, tmp_path, factory, chain_settings):
+    setup = deploy(anvil, tmp_path, challenge_period=3_600)
+    contributors = build_first_epoch(factory, chain_settings)
+    chain = setup.context()
+    drive_anchoring(factory, chain, setup.anchorer, confirmations=1)
+    assert load_epoch(factory, 1).status == EpochStatus.ANCHORED
+
+    # Epoch 2 is built on top of epoch 1's entitlements while epoch 1 is still pending.
+    now = datetime.now(tz=UTC)
+    with unit_of_work(factory) as db:
+        submit_sessions(db, [submission(contributors[1], now - timedelta(minutes=30))], settings=chain_settings, now=now)
+    with unit_of_work(factory) as db:
+        close_epoch(db, settings=chain_settings, now=now, force=True)
+        build_epoch(db, 2)
+    with factory() as db:
+        old_second = {row.contributor: row.cumulative_amount for row in db.scalars(select(Entitlement).where(Entitlement.epoch == 2))}
+
+    revoke = chain.distributor.functions.revoke(1).build_transaction(
+        {"from": setup.guardian.address, "nonce": setup.w3.eth.get_transaction_count(setup.guardian.address)}
+    )
+    setup.w3.eth.send_raw_transaction(setup.guardian.sign_transaction(revoke).raw_transaction)
+    drive_anchoring(factory, chain, setup.anchorer, confirmations=1)
+    with factory() as db:
+        wrong = db.scalar(select(Session).where(Session.contributor == contributors[0], Session.epoch == 1))
+    with unit_of_work(factory) as db:
+        withdraw_session(db, session_id=wrong.session_id, contributor=contributors[0], now=datetime.now(tz=UTC))
+
+    drive_anchoring(factory, chain, setup.anchorer, confirmations=1)
+
+    assert load_epoch(factory, 1).status == EpochStatus.ANCHORED
+    assert load_epoch(factory, 2).status == EpochStatus.BUILT
+    with factory() as db:
+        first = {row.contributor: row.cumulative_amount for row in db.scalars(select(Entitlement).where(Entitlement.epoch == 1))}
+        second = {row.contributor: row.cumulative_amount for row in db.scalars(select(Entitlement).where(Entitlement.epoch == 2))}
+    # The withdrawn session's tokens are debited in the rebuilt epoch 1 (up to the one base unit
+    # a largest-remainder allocation may add), and epoch 2 starts from the rebuilt amounts.
+    assert first.get(contributors[0], 0) in (0, 1)
+    assert second.get(contributors[0], 0) == first.get(contributors[0], 0)
+    assert old_second[contributors[0]] > second.get(contributors[0], 0)
+    assert second[contributors[1]] == first[contributors[1]] + chain_settings.emission_per_epoch
+    on_chain = chain.distributor.functions.epochs(1).call()
+    assert on_chain[0] == load_epoch(factory, 1).claims_root
