@@ -11,11 +11,13 @@ from ledger.epochs.trees import (
     CLAIMS,
     CONTRIBUTIONS,
     EMPTY_ROOT,
+    build_tree,
     fetch_columns,
     iter_dump_json,
-    store_tree,
+    raw_connection,
     tree_dump,
     use_bulk_work_mem,
+    write_tree,
 )
 from ledger.merkle.standard import cyclic_gc_paused
 from ledger.models import Epoch, EpochStatus
@@ -95,7 +97,7 @@ _ROLL_ENTITLEMENTS_SQL = text(
     INSERT INTO entitlements (epoch, contributor, cumulative_amount, debt)
     SELECT :epoch, contributor, greatest(target, floor), greatest(floor - target, 0)
     FROM floored
-    ORDER BY contributor  -- fills the primary key index from left to right
+    ORDER BY contributor COLLATE "C"  -- key order of the primary key index under a C collation
     """
 )
 
@@ -145,9 +147,16 @@ def build_epoch(db: DbSession, number: int) -> Epoch:
 
     use_bulk_work_mem(db)
     db.execute(_ROLL_ENTITLEMENTS_SQL, {"epoch": number})
+    # One tree at a time, so the leaves and nodes of the first are freed before the second.
     with cyclic_gc_paused():
-        claim_count, total_entitled, claims_root = _build_claims_tree(db, number)
-        contribution_count, contributions_root = _build_contributions_tree(db, number)
+        claim_keys, claim_values, total_entitled = _claim_leaves(db, number)
+        claims_root = _store_tree(db, number, CLAIMS, claim_keys, claim_values)
+        claim_count = len(claim_keys)
+        del claim_keys, claim_values
+        contribution_keys, contribution_values = _contribution_leaves(db, number)
+        contributions_root = _store_tree(db, number, CONTRIBUTIONS, contribution_keys, contribution_values)
+        contribution_count = len(contribution_keys)
+        del contribution_keys, contribution_values
 
     epoch.claims_root = claims_root
     epoch.contributions_root = contributions_root
@@ -166,18 +175,28 @@ def build_epoch(db: DbSession, number: int) -> Epoch:
     return epoch
 
 
-def _build_claims_tree(db: DbSession, number: int) -> tuple[int, int, bytes]:
+def _store_tree(db: DbSession, number: int, kind: str, keys: list[bytes], values: list[bytes]) -> bytes:
+    tree = build_tree(number, kind, keys, values)
+    write_tree(raw_connection(db), tree)
+    return tree.root
+
+
+def _claim_leaves(db: DbSession, number: int) -> tuple[list[bytes], list[bytes], int]:
+    """Return the keys and encoded values of the claims tree, and the sum of its amounts."""
     columns = fetch_columns(db, _CLAIM_LEAVES_SQL, {"epoch": number})
     keys, amount_texts = columns if columns else ([], [])
     amounts = list(map(int, amount_texts))
-    del amount_texts
     padding = bytes(12)
     values = [padding + key + amount.to_bytes(32, "big") for key, amount in zip(keys, amounts)]
-    root = store_tree(db, number, CLAIMS, keys, values)
-    return len(keys), sum(amounts), root
+    return keys, values, sum(amounts)
 
 
-def _build_contributions_tree(db: DbSession, number: int) -> tuple[int, bytes]:
+def _contribution_leaves(db: DbSession, number: int) -> tuple[list[bytes], list[bytes]]:
+    """Return the keys and encoded values of the contributions tree.
+
+    Raises:
+        ValueError: when a scored session cannot be a leaf.
+    """
     columns = fetch_columns(db, _CONTRIBUTION_LEAVES_SQL, {"epoch": number})
     keys, values = columns if columns else ([], [])
     if None in values or set(map(len, values)) - {_CONTRIBUTION_VALUE_SIZE}:
@@ -185,8 +204,7 @@ def _build_contributions_tree(db: DbSession, number: int) -> tuple[int, bytes]:
             f"epoch {number} has a scored session with no points, negative points, or a content "
             "hash or contributor of the wrong size: it cannot be a contributions tree leaf"
         )
-    root = store_tree(db, number, CONTRIBUTIONS, keys, values)
-    return len(keys), root
+    return keys, values
 
 
 def epoch_tree_dump(db: DbSession, number: int, kind: str) -> dict | None:

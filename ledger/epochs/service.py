@@ -118,7 +118,7 @@ _ALLOCATE_SQL = text(
         INSERT INTO allocations (epoch, contributor, points, tokens)
         SELECT :epoch, contributor, points, share + CASE WHEN rank <= leftover THEN 1 ELSE 0 END
         FROM ranked
-        ORDER BY contributor  -- fills the primary key index from left to right
+        ORDER BY contributor COLLATE "C"  -- key order of the primary key index under a C collation
         RETURNING points, tokens
     )
     SELECT count(*) AS contributors, coalesce(sum(points), 0) AS points, coalesce(sum(tokens), 0) AS tokens
