@@ -3,18 +3,14 @@
 import uuid
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session as DbSession
 
 from ledger.epochs.trees import CLAIMS, CONTRIBUTIONS, claim_key, contribution_key, read_leaf
 from ledger.errors import NotFound
-from ledger.journal.service import balance_of
 from ledger.merkle import ClaimProof, ContributionProof
 from ledger.models import (
-    Allocation,
     ChainClaim,
-    Contributor,
-    Entitlement,
     Epoch,
     EpochStatus,
     Session,
@@ -66,64 +62,76 @@ def claimed_amount(db: DbSession, address: str) -> int:
     )
 
 
-def _entitlement(db: DbSession, address: str, epoch: int | None) -> int:
-    if epoch is None:
-        return 0
-    amount = db.scalar(
-        select(Entitlement.cumulative_amount).where(Entitlement.epoch == epoch, Entitlement.contributor == address)
-    )
-    return int(amount or 0)
+_SUMMARY_SQL = text(
+    """
+    SELECT EXISTS (SELECT 1 FROM contributors WHERE address = :address) AS known,
+           (SELECT balance FROM point_balances WHERE account = :address) AS balance,
+           (SELECT max(cumulative_amount) FROM chain_claims WHERE account = :address) AS claimed,
+           (SELECT max(number) FROM epochs WHERE status = 'active') AS active,
+           (SELECT max(number) FROM epochs
+             WHERE status IN ('built', 'submitted', 'anchored', 'active')) AS latest_built
+    """
+)
+
+# One row per epoch in which the contributor scored points, was allocated tokens or has an
+# entitlement; every join is an index lookup on (contributor, epoch).
+_EPOCHS_SQL = text(
+    """
+    SELECT e.number, e.status, p.points AS scored_points, a.points AS allocated_points, a.tokens,
+           n.cumulative_amount
+    FROM epochs e
+    LEFT JOIN (
+        SELECT epoch, sum(points) AS points FROM sessions
+        WHERE contributor = :address AND status = 'scored' AND epoch IS NOT NULL
+        GROUP BY epoch
+    ) p ON p.epoch = e.number
+    LEFT JOIN allocations a ON a.epoch = e.number AND a.contributor = :address
+    LEFT JOIN entitlements n ON n.epoch = e.number AND n.contributor = :address
+    WHERE p.epoch IS NOT NULL OR a.epoch IS NOT NULL OR n.epoch IS NOT NULL
+    ORDER BY e.number
+    """
+)
 
 
 def earnings_of(db: DbSession, address: str) -> Earnings:
-    """Return the earnings of `address` (checksummed).
+    """Return the earnings of `address` (checksummed) with two queries.
 
     Raises:
         NotFound: when the address never submitted a session.
     """
-    if db.get(Contributor, address) is None:
+    summary = db.execute(_SUMMARY_SQL, {"address": address}).one()
+    if not summary.known:
         raise NotFound(f"contributor {address} not found: no session was ever submitted for it", code="contributor_not_found")
 
-    points_by_epoch = dict(
-        db.execute(
-            select(Session.epoch, func.sum(Session.points))
-            .where(Session.contributor == address, Session.epoch.is_not(None), Session.status == "scored")
-            .group_by(Session.epoch)
-        ).all()
-    )
-    allocations = {row.epoch: row for row in db.scalars(select(Allocation).where(Allocation.contributor == address))}
-    entitlements = {
-        row.epoch: row.cumulative_amount for row in db.scalars(select(Entitlement).where(Entitlement.contributor == address))
-    }
-    statuses = dict(db.execute(select(Epoch.number, Epoch.status)).all())
-
     epochs = []
-    for number in sorted(set(points_by_epoch) | set(allocations) | set(entitlements)):
-        allocation = allocations.get(number)
+    cumulative_by_epoch: dict[int, int] = {}
+    for row in db.execute(_EPOCHS_SQL, {"address": address}):
+        cumulative = None if row.cumulative_amount is None else int(row.cumulative_amount)
+        if cumulative is not None:
+            cumulative_by_epoch[row.number] = cumulative
+        allocated = row.allocated_points is not None
         epochs.append(
             EpochEarning(
-                epoch=number,
-                status=statuses[number].value,
-                points=allocation.points if allocation else int(points_by_epoch.get(number) or 0),
-                tokens=allocation.tokens if allocation else 0,
-                cumulative_amount=entitlements.get(number),
+                epoch=row.number,
+                status=row.status,
+                points=int(row.allocated_points if allocated else row.scored_points or 0),
+                tokens=int(row.tokens) if allocated else 0,
+                cumulative_amount=cumulative,
             )
         )
 
-    active = latest_epoch_in(db, (EpochStatus.ACTIVE,))
-    latest_built = latest_epoch_in(db, (EpochStatus.BUILT, EpochStatus.SUBMITTED, EpochStatus.ANCHORED, EpochStatus.ACTIVE))
-    cumulative = _entitlement(db, address, active)
-    newest = _entitlement(db, address, latest_built)
-    claimed = claimed_amount(db, address)
+    cumulative = cumulative_by_epoch.get(summary.active, 0) if summary.active else 0
+    newest = cumulative_by_epoch.get(summary.latest_built, 0) if summary.latest_built else 0
+    claimed = int(summary.claimed or 0)
     return Earnings(
         address=address,
-        points_balance=balance_of(db, address),
+        points_balance=int(summary.balance or 0),
         epochs=epochs,
         cumulative_amount=cumulative,
         pending_amount=max(newest - cumulative, 0),
         claimed=claimed,
         claimable=max(cumulative - claimed, 0),
-        active_epoch=active,
+        active_epoch=summary.active,
     )
 
 
