@@ -41,11 +41,12 @@ def create_app(
     factory: sessionmaker[DbSession],
     chain: ChainContext | None,
     *,
-    public_rate_limit: RateLimit = RateLimit(),
+    public_rate_limit: RateLimit | None = None,
 ) -> FastAPI:
     """Build the API over an existing session factory and, if configured, a chain connection.
 
-    `public_rate_limit` applies per client address to the routes that need no credentials.
+    `public_rate_limit` applies per client address to the routes that need no credentials; without
+    it the limit comes from the settings.
     """
     app = FastAPI(
         title="Contributor Ledger",
@@ -59,6 +60,10 @@ def create_app(
     app.state.ledger = AppState(settings=settings, factory=factory, chain=chain)
     install_error_handlers(app)
     # Starlette runs the middleware added last first: request ids, then metrics, then limits.
+    if public_rate_limit is None:
+        public_rate_limit = RateLimit(
+            per_minute=settings.public_rate_limit_per_minute, burst=settings.public_rate_limit_burst
+        )
     app.add_middleware(PublicRateLimitMiddleware, limit=public_rate_limit)
     app.add_middleware(MetricsMiddleware)
 

@@ -85,6 +85,12 @@ class Settings(BaseSettings):
     sensitive_categories: tuple[str, ...] = DEFAULT_SENSITIVE_CATEGORIES
     max_clock_skew_seconds: int = Field(default=300, ge=0)
     rate_limit_sessions_per_hour: int = Field(default=120, gt=0)
+    public_rate_limit_per_minute: int = Field(
+        default=120, gt=0, description="Requests per minute one client address may send to the public routes."
+    )
+    public_rate_limit_burst: int = Field(
+        default=60, gt=0, description="Requests one client address may send at once after being idle."
+    )
 
     collector_api_key: SecretStr | None = Field(
         default=None, description="Bootstrap collector key, stored hashed at start."
