@@ -7,6 +7,7 @@ from pydantic import BaseModel
 
 from api.deps import AddressPath, DbDep, StateDep
 from api.documents import ProofDocument
+from ledger.chain.calldata import claim_calldata
 from ledger.contributors.service import normalize_address
 from ledger.earnings.service import claim_proof, claimed_amount, contribution_proof
 from ledger.errors import Unavailable
@@ -43,7 +44,7 @@ def get_claim_payload(address: AddressPath, db: DbDep, state: StateDep) -> Claim
     distributor = state.chain.distributor
     proof = claim_proof(db, account, distributor=distributor.address, chain_id=state.chain.chain_id)
     claimed = claimed_amount(db, account)
-    calldata = distributor.encode_abi("claim", args=[account, proof.cumulative_amount, list(proof.proof)])
+    calldata = claim_calldata(account, proof.cumulative_amount, list(proof.proof))
     return ClaimPayload(
         account=account,
         epoch=proof.epoch,
