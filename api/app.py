@@ -1,10 +1,9 @@
 """Application factory: routers under /v1, JSON errors, request ids and metrics."""
 
 import logging
-import uuid
 from pathlib import Path
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.orm import Session as DbSession
@@ -13,12 +12,11 @@ from sqlalchemy.orm import sessionmaker
 from api import auth, claims, contributors, deployment, epochs, health, relay, sessions
 from api.deps import AppState
 from api.errors import install_error_handlers
-from api.metrics import MetricsMiddleware
+from api.metrics import RequestContextMiddleware
 from api.ratelimit import PublicRateLimitMiddleware, RateLimit, document_rate_limits
 from ledger import __version__
 from ledger.chain.client import ChainContext
 from ledger.config import Settings
-from ledger.logs import request_id
 
 logger = logging.getLogger(__name__)
 
@@ -59,25 +57,13 @@ def create_app(
     )
     app.state.ledger = AppState(settings=settings, factory=factory, chain=chain)
     install_error_handlers(app)
-    # Starlette runs the middleware added last first: request ids, then metrics, then limits.
+    # Starlette runs the middleware added last first: the request context, then the limits.
     if public_rate_limit is None:
         public_rate_limit = RateLimit(
             per_minute=settings.public_rate_limit_per_minute, burst=settings.public_rate_limit_burst
         )
     app.add_middleware(PublicRateLimitMiddleware, limit=public_rate_limit)
-    app.add_middleware(MetricsMiddleware)
-
-    @app.middleware("http")
-    async def _request_id(request: Request, call_next):  # type: ignore[no-untyped-def]
-        incoming = request.headers.get("x-request-id", "")
-        current = incoming if 0 < len(incoming) <= 64 and incoming.isascii() and incoming.isprintable() else uuid.uuid4().hex
-        token = request_id.set(current)
-        try:
-            response = await call_next(request)
-        finally:
-            request_id.reset(token)
-        response.headers["x-request-id"] = current
-        return response
+    app.add_middleware(RequestContextMiddleware)
 
     v1 = APIRouter(prefix="/v1")
     for module in (sessions, auth, contributors, claims, epochs, deployment, relay):
