@@ -24,7 +24,9 @@ def allocate_nonce(db: DbSession, chain: ChainContext, address: str) -> int:
     """Reserve and return the next nonce of `address` on `chain`.
 
     The reservation is part of the caller's transaction: commit it together with the signed
-    transaction that uses the nonce, so a rollback gives the nonce back.
+    transaction that uses the nonce, so a rollback gives the nonce back. A transaction the node
+    rejects keeps its nonce: the caller sends the same signed bytes again or replaces them, so
+    no gap blocks the signer's later transactions.
     """
     row = _locked_row(db, chain.chain_id, address)
     try:
@@ -36,20 +38,6 @@ def allocate_nonce(db: DbSession, chain: ChainContext, address: str) -> int:
     db.flush()
     logger.info("nonce.allocated signer=%s nonce=%s chain_pending=%s", address, nonce, pending)
     return nonce
-
-
-def release_nonce(db: DbSession, chain_id: int, address: str, nonce: int) -> None:
-    """Give back `nonce` when the node rejected its only transaction and nothing else uses it.
-
-    Only the latest allocation can be given back; an older nonce left unused would leave a gap
-    that blocks every later transaction of the signer, so its transaction must be re-sent or
-    replaced instead.
-    """
-    row = _locked_row(db, chain_id, address)
-    if row.next_nonce == nonce + 1:
-        row.next_nonce = nonce
-        db.flush()
-        logger.info("nonce.released signer=%s nonce=%s", address, nonce)
 
 
 def _locked_row(db: DbSession, chain_id: int, address: str) -> SignerNonce:
