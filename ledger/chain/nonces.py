@@ -2,8 +2,8 @@
 
 The next nonce of a signer is the larger of the row in `signer_nonces` and the node's pending
 transaction count. The row covers transactions that this service signed but that the node has
-not seen yet (signed before a crash, or sent to another node behind a load balancer); the node's
-count covers transactions sent with the same key from elsewhere. The row is locked with
+not seen yet, such as one signed before a crash or sent to another node behind a load balancer.
+The node's count covers transactions sent with the same key from elsewhere. The row is locked with
 SELECT ... FOR UPDATE, so concurrent signers for the same key wait for each other until commit.
 """
 
