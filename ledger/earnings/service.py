@@ -1,4 +1,4 @@
-"""What a contributor earned and can claim, and the proofs behind it. All of it is public."""
+"""Earnings, claimable amounts and proofs of contributors. All of it is public."""
 
 import uuid
 from dataclasses import dataclass, field
@@ -74,7 +74,7 @@ _SUMMARY_SQL = text(
 )
 
 # One row per epoch in which the contributor scored points, was allocated tokens or has an
-# entitlement; every join is an index lookup on (contributor, epoch).
+# entitlement. Every join is an index lookup on (contributor, epoch).
 _EPOCHS_SQL = text(
     """
     SELECT e.number, e.status, p.points AS scored_points, a.points AS allocated_points, a.tokens,

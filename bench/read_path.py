@@ -1,0 +1,254 @@
+"""Benchmark the public read path: earnings and claim payloads next to a constant route.
+
+Builds its own data in a fresh database on the PostgreSQL server at --admin-url: N contributors
+with sessions spread over two epochs. Epoch 1 is closed and built by the real code and anchored
+on a local anvil by the real anchoring code, so it is active with a stored claims tree of N leaves.
+Epoch 2's sessions are inserted without journal entries: the read path never reads the journal,
+only the balance table, so they add table size without hours of generation.
+
+It then starts `ledger serve --workers 2` on a free 127.0.0.1 port and drives it with wrk (Debian
+package `wrk`, C, its own process) at --connections concurrent connections, for each route in
+turn: /healthz (a constant), /v1/contributors/{address}/earnings and /v1/claims/{address}, the
+address drawn at random per request from all contributors. It prints requests per second,
+latency percentiles, the ratio to the constant route and the targets, then drops the database.
+
+    .venv/bin/python bench/read_path.py                                # 1M contributors, 10M sessions
+    .venv/bin/python bench/read_path.py --contributors 100000 --sessions 1000000
+
+Targets (2-core machine, 1M contributors, 10M sessions, 50 clients): each read route at least
+half the constant route's throughput, p99 at most 50 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx2
+import psycopg
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from epoch_close import contributor_addresses, database_url, generate  # noqa: E402
+
+from ledger.chain.anchoring import drive_anchoring  # noqa: E402
+from ledger.chain.client import ChainContext, connect  # noqa: E402
+from ledger.chain.contracts import deploy_contracts  # noqa: E402
+from ledger.chain.devnet import start_anvil  # noqa: E402
+from ledger.config import Settings  # noqa: E402
+from ledger.db import migrate, session_factory, unit_of_work  # noqa: E402
+from ledger.epochs.build import build_epoch  # noqa: E402
+from ledger.epochs.service import close_epoch  # noqa: E402
+
+DEFAULT_ADMIN_URL = os.environ.get("BENCH_DATABASE_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+EMISSION = 1_000_000 * 10**18
+
+LUA_RANDOM_PATH = """
+local addresses = {}
+for line in io.lines("%(file)s") do addresses[#addresses + 1] = line end
+math.randomseed(%(seed)d)
+request = function()
+  local address = addresses[math.random(#addresses)]
+  return wrk.format("GET", string.format("%(template)s", address))
+end
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def add_epoch_two_sessions(url: str, contributors: int, count: int, at: datetime) -> None:
+    """Insert `count` scored sessions into open epoch 2, spread over the contributors."""
+    with psycopg.connect(url) as connection:
+        connection.execute("SET session_replication_role = replica")
+        connection.execute(
+            """
+            INSERT INTO sessions (
+                session_id, contributor, started_at, ended_at, active_seconds, clicks, keystrokes,
+                scrolls, navigations, categories, content_hash, client_version, payload_hash,
+                status, points, policy_version, epoch)
+            SELECT md5('epoch-two-' || g)::uuid, c.address,
+                   %(at)s + (g %% 3600) * interval '1 second',
+                   %(at)s + (g %% 3600 + 1200) * interval '1 second',
+                   1200, 300, 200, 40, 10, ARRAY['travel']::varchar[],
+                   sha256(('content-two-' || g)::bytea), 'bench/1', sha256(('payload-two-' || g)::bytea),
+                   'scored', 100 + (g::bigint * 104729) %% 1900, 1, 2
+            FROM generate_series(0, %(count)s - 1) AS g
+            JOIN (SELECT address, row_number() OVER (ORDER BY address) - 1 AS n FROM contributors) c
+              ON c.n = g %% %(contributors)s
+            """,
+            {"at": at, "count": count, "contributors": contributors},
+        )
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute("VACUUM ANALYZE")
+
+
+def run_wrk(url: str, *, connections: int, seconds: int, script: Path | None) -> dict:
+    """Run wrk against `url` and return requests per second, latency percentiles and errors."""
+    command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "10s"]
+    if script is not None:
+        command += ["-s", str(script)]
+    output = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
+    figures = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))}
+    for percentile in ("50", "90", "99"):
+        match = re.search(rf"^\s+{percentile}%\s+([\d.]+)(us|ms|s)\s*$", output, re.MULTILINE)
+        value, unit = float(match.group(1)), match.group(2)
+        figures[f"p{percentile}_ms"] = value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+    errors = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
+    figures["non_2xx"] = int(errors.group(1)) if errors else 0
+    return figures
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--contributors", type=int, default=1_000_000, help="contributors (default 1,000,000)")
+    parser.add_argument("--sessions", type=int, default=10_000_000, help="sessions in all (default 10,000,000)")
+    parser.add_argument("--connections", type=int, default=50, help="concurrent clients (default 50)")
+    parser.add_argument("--seconds", type=int, default=20, help="duration of each wrk run (default 20)")
+    parser.add_argument("--workers", type=int, default=2, help="API worker processes (default 2)")
+    parser.add_argument("--admin-url", default=DEFAULT_ADMIN_URL, help="PostgreSQL URL allowed to create databases")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        print("error: wrk is not installed: apt-get install wrk", file=sys.stderr)
+        return 2
+
+    per_contributor_epoch_one = max(1, min(3, args.sessions // args.contributors))
+    epoch_one_sessions = args.contributors * per_contributor_epoch_one
+    name = f"ledger_read_{uuid.uuid4().hex[:8]}"
+    url = database_url(args.admin_url, name)
+    workdir = Path(tempfile.mkdtemp(prefix="ledger-read-bench-"))
+    with psycopg.connect(args.admin_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    server = None
+    node = None
+    try:
+        migrate(url)
+        opened = datetime.now(tz=UTC) - timedelta(days=2)
+        started = time.perf_counter()
+        generate(url, args.contributors, per_contributor_epoch_one, opened)
+        print(f"generated {args.contributors:,} contributors and {epoch_one_sessions:,} epoch-1 sessions in {time.perf_counter() - started:.0f} s")
+
+        settings = Settings(_env_file=None, emission_per_epoch=EMISSION, database_url=url)
+        factory = session_factory(url)
+        started = time.perf_counter()
+        with unit_of_work(factory) as db:
+            closed = close_epoch(db, settings=settings, now=datetime.now(tz=UTC) - timedelta(days=1), force=True)
+            build_epoch(db, closed.number)
+        print(f"closed and built epoch 1 in {time.perf_counter() - started:.0f} s")
+
+        remaining = max(args.sessions - epoch_one_sessions, 0)
+        started = time.perf_counter()
+        add_epoch_two_sessions(url, args.contributors, remaining, datetime.now(tz=UTC) - timedelta(hours=12))
+        print(f"added {remaining:,} epoch-2 sessions in {time.perf_counter() - started:.0f} s")
+
+        node = start_anvil()
+        w3 = connect(node.url)
+        anchorer = node.accounts[0]
+        deployment = deploy_contracts(
+            w3, anchorer, admin=anchorer.address, anchorer=anchorer.address, guardian=anchorer.address,
+            emission_per_epoch=EMISSION, challenge_period=0,
+        )
+        deployment_file = workdir / "deployment.json"
+        deployment.save(deployment_file)
+        chain = ChainContext.open(node.url, deployment)
+        for _ in range(3):
+            drive_anchoring(factory, chain, anchorer, confirmations=1)
+        with psycopg.connect(url) as connection:
+            status = connection.execute("SELECT status FROM epochs WHERE number = 1").fetchone()[0]
+        if status != "active":
+            raise SystemExit(f"epoch 1 is {status} after anchoring, expected active")
+        print("epoch 1 anchored on anvil and active")
+
+        addresses_file = workdir / "addresses.txt"
+        addresses_file.write_text("\n".join(contributor_addresses(args.contributors)) + "\n")
+        port = free_port()
+        env = {
+            **os.environ,
+            "DATABASE_URL": url,
+            "RPC_URL": node.url,
+            "LEDGER_DEPLOYMENT_FILE": str(deployment_file),
+            "LEDGER_CHAIN_ID": str(deployment.chain_id),
+            "LEDGER_EMISSION_PER_EPOCH": str(EMISSION),
+            "LEDGER_EPOCH_DURATION_SECONDS": str(30 * 86_400),
+            "LEDGER_PUBLIC_RATE_LIMIT_PER_MINUTE": str(10**9),
+            "LEDGER_PUBLIC_RATE_LIMIT_BURST": str(10**9),
+            "LEDGER_LOG_LEVEL": "WARNING",
+        }
+        server = subprocess.Popen(
+            [sys.executable, "-m", "ledger.cli", "--log-level", "WARNING", "serve", "--port", str(port), "--workers", str(args.workers)],
+            env=env,
+            cwd=ROOT,
+        )
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx2.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx2.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise SystemExit("the server did not start within 60 s")
+            time.sleep(0.3)
+
+        sample = contributor_addresses(min(args.contributors, 3))
+        for path in (f"/v1/contributors/{sample[0]}/earnings", f"/v1/claims/{sample[0]}"):
+            response = httpx2.get(base + path, timeout=10)
+            if response.status_code != 200:
+                raise SystemExit(f"GET {path} returned {response.status_code}: {response.text[:300]}")
+
+        routes = [
+            ("constant /healthz", None),
+            ("earnings", "/v1/contributors/%s/earnings"),
+            ("claim payload", "/v1/claims/%s"),
+        ]
+        results = {}
+        for label, template in routes:
+            script = None
+            if template is not None:
+                script = workdir / f"{label.replace(' ', '_')}.lua"
+                script.write_text(LUA_RANDOM_PATH % {"file": addresses_file, "seed": 7, "template": template})
+            target = f"{base}/healthz" if template is None else base
+            run_wrk(target, connections=args.connections, seconds=3, script=script)  # warm-up
+            results[label] = run_wrk(target, connections=args.connections, seconds=args.seconds, script=script)
+            figures = results[label]
+            print(
+                f"{label:<18} {figures['rps']:>9,.0f} req/s  p50 {figures['p50_ms']:6.1f} ms  "
+                f"p90 {figures['p90_ms']:6.1f} ms  p99 {figures['p99_ms']:6.1f} ms  non-2xx {figures['non_2xx']}"
+            )
+
+        constant = results["constant /healthz"]["rps"]
+        print()
+        print(f"| route | req/s | ratio to constant (target >= 0.50) | p99 ms (target <= 50) |")
+        print("|---|---:|---:|---:|")
+        for label, figures in results.items():
+            print(f"| {label} | {figures['rps']:,.0f} | {figures['rps'] / constant:.2f} | {figures['p99_ms']:.1f} |")
+        return 0 if all(f["non_2xx"] == 0 for f in results.values()) else 1
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=20)
+        if node is not None:
+            node.stop()
+        with psycopg.connect(args.admin_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
