@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
+from web3.exceptions import TransactionNotFound
 
 from ledger.chain.anchoring import bump_fee, drive_anchoring
 from ledger.chain.devnet import start_anvil
@@ -73,6 +74,37 @@ def test_stuck_anchor_replaced_with_same_nonce(chain_setup, factory, chain_setti
     epoch = load_epoch(factory, 1)
     assert epoch.status == EpochStatus.ACTIVE
     assert epoch.anchor_tx_hash == new.tx_hash
+    assert len(chain_setup.anchored_events()) == 1
+
+
+def test_underpriced_anchor_replaced_above_base_fee(chain_setup, factory, chain_settings):
+    build_first_epoch(factory, chain_settings)
+    chain = chain_setup.context()
+    chain_setup.rpc("evm_setAutomine", False)
+    try:
+        drive_anchoring(factory, chain, chain_setup.anchorer, confirmations=1, replace_after_seconds=3_600)
+        [low] = anchor_transactions(factory)
+        # The base fee jumps above the transaction's max fee: blocks go on without it, and anvil
+        # 1.7.1 drops it from its pool.
+        high_base_fee = 10 * low.max_fee_per_gas
+        chain_setup.rpc("anvil_setNextBlockBaseFeePerGas", hex(high_base_fee))
+        chain_setup.rpc("evm_mine")
+        with pytest.raises(TransactionNotFound):
+            chain_setup.w3.eth.get_transaction_receipt(low.tx_hash)
+
+        drive_anchoring(factory, chain, chain_setup.anchorer, confirmations=1, replace_after_seconds=0)
+
+        _, replacement = anchor_transactions(factory)
+        assert replacement.nonce == low.nonce
+        assert replacement.max_fee_per_gas >= 2 * chain_setup.w3.eth.get_block("latest")["baseFeePerGas"]
+        chain_setup.rpc("evm_mine")
+    finally:
+        chain_setup.rpc("evm_setAutomine", True)
+
+    drive_anchoring(factory, chain, chain_setup.anchorer, confirmations=1, replace_after_seconds=3_600)
+
+    assert load_epoch(factory, 1).status == EpochStatus.ACTIVE
+    assert load_epoch(factory, 1).anchor_tx_hash == replacement.tx_hash
     assert len(chain_setup.anchored_events()) == 1
 
 
