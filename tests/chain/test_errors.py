@@ -117,7 +117,7 @@ def test_connection_refused():
 
 
 def test_timeout():
-    # A server that accepts connections and never answers.
+    # A server that accepts connections and never sends a response.
     server = socket.create_server(("127.0.0.1", 0))
     accepted: list[socket.socket] = []
     stop = threading.Event()
