@@ -50,7 +50,7 @@ def test_worker_killed_then_rerun_anchors_once(point, chain_setup, factory, ledg
     elif point == "anchor.after_send":
         assert signed.status == AnchorTxStatus.SIGNED
         assert load_epoch(factory, 1).status == EpochStatus.BUILT
-        assert chain_setup.w3.eth.get_transaction_count(anchorer) == first_nonce + 1
+        assert chain_setup.w3.eth.get_transaction_count(anchorer, "pending") == first_nonce + 1
     else:
         assert signed.status == AnchorTxStatus.SENT
         assert load_epoch(factory, 1).status == EpochStatus.SUBMITTED
