@@ -208,7 +208,11 @@ def _contribution_leaves(db: DbSession, number: int) -> tuple[list[bytes], list[
 
 
 def epoch_tree_dump(db: DbSession, number: int, kind: str) -> dict | None:
-    """Return the stored `standard-v1` dump of one of an epoch's trees, or None if it has none."""
+    """Return the stored `standard-v1` dump of one of an epoch's trees, or None if it has none.
+
+    NOTE: this holds the whole dump as Python objects at once, which grows with the leaf count.
+    epoch_tree_dump_json yields the same dump as text, piece by piece.
+    """
     return tree_dump(db, number, kind)
 
 
