@@ -22,6 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session as DbSession
 from sqlalchemy.orm import sessionmaker
 from web3.contract import Contract
+from web3.exceptions import TimeExhausted
 
 from ledger.chain.client import ChainContext
 from ledger.chain.crashpoints import crash_point
@@ -43,6 +44,9 @@ logger = logging.getLogger(__name__)
 
 #: Default seconds a transaction may stay unmined before it is replaced with higher fees.
 REPLACE_AFTER_SECONDS = 120.0
+#: Default seconds to wait for the receipt right after the first send of an anchor. A node that
+#: mines on every transaction (anvil) often has it by then, so one tick finishes the epoch.
+RECEIPT_WAIT_SECONDS = 2.0
 #: Fee increase of a same-nonce replacement: 12.5 %, rounded up.
 FEE_BUMP_NUMERATOR, FEE_BUMP_DENOMINATOR = 1125, 1000
 GAS_LIMIT_MARGIN_PERCENT = 20
@@ -73,6 +77,7 @@ class AnchorSettings:
 
     confirmations: int
     replace_after_seconds: float = REPLACE_AFTER_SECONDS
+    receipt_wait_seconds: float = RECEIPT_WAIT_SECONDS
 
 
 def read_chain_epoch(chain: ChainContext, number: int) -> OnChainEpoch:
@@ -105,13 +110,18 @@ def drive_anchoring(
     *,
     confirmations: int,
     replace_after_seconds: float = REPLACE_AFTER_SECONDS,
+    receipt_wait_seconds: float = RECEIPT_WAIT_SECONDS,
 ) -> None:
     """Advance every epoch between `built` and `active` by as many steps as the chain allows.
 
     Revoked epochs are rebuilt first. Epochs are then handled in order, and the loop stops at the
     first one that must wait, because the contract only takes consecutive epochs.
     """
-    config = AnchorSettings(confirmations=confirmations, replace_after_seconds=replace_after_seconds)
+    config = AnchorSettings(
+        confirmations=confirmations,
+        replace_after_seconds=replace_after_seconds,
+        receipt_wait_seconds=receipt_wait_seconds,
+    )
     with factory() as db:
         revoked = list(db.scalars(select(Epoch.number).where(Epoch.status == EpochStatus.REVOKED).order_by(Epoch.number)))
     for number in revoked:
@@ -143,7 +153,7 @@ def advance_epoch(
             before = epoch.status
             try:
                 if before == EpochStatus.BUILT:
-                    _adopt_or_submit(db, chain, anchorer, epoch)
+                    _adopt_or_submit(db, chain, anchorer, epoch, config)
                 elif before == EpochStatus.SUBMITTED:
                     _check_submitted(db, chain, anchorer, epoch, config)
                 elif before == EpochStatus.ANCHORED:
@@ -177,7 +187,9 @@ def advance_epoch(
 # built -> submitted
 
 
-def _adopt_or_submit(db: DbSession, chain: ChainContext, anchorer: LocalAccount, epoch: Epoch) -> None:
+def _adopt_or_submit(
+    db: DbSession, chain: ChainContext, anchorer: LocalAccount, epoch: Epoch, config: AnchorSettings
+) -> None:
     on_chain_last = chain_last_epoch(chain)
     if on_chain_last >= epoch.number:
         record = read_chain_epoch(chain, epoch.number)
@@ -213,8 +225,23 @@ def _adopt_or_submit(db: DbSession, chain: ChainContext, anchorer: LocalAccount,
         crash_point("anchor.before_send")
     _broadcast(chain, pending)
     crash_point("anchor.after_send")
+    _wait_for_receipt(chain, pending, config.receipt_wait_seconds)
     epoch.status = EpochStatus.SUBMITTED
     logger.info("anchor.submitted epoch=%s tx_hash=0x%s nonce=%s", epoch.number, pending.tx_hash.hex(), pending.nonce)
+
+
+def _wait_for_receipt(chain: ChainContext, record: AnchorTransaction, seconds: float) -> None:
+    """Wait up to `seconds` for the receipt of `record`; the next state check reads it."""
+    if seconds <= 0:
+        return
+    try:
+        chain.w3.eth.wait_for_transaction_receipt(HexBytes(record.tx_hash), timeout=seconds, poll_latency=0.02)
+    except TimeExhausted:
+        logger.info(
+            "anchor.tx.not_mined_yet epoch=%s tx_hash=0x%s waited_seconds=%s", record.epoch, record.tx_hash.hex(), seconds
+        )
+    except Exception as error:  # noqa: BLE001
+        raise classify(error) from error
 
 
 def _same_roots(record: OnChainEpoch, epoch: Epoch) -> bool:

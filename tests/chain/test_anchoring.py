@@ -48,7 +48,7 @@ def test_stuck_anchor_replaced_with_same_nonce(chain_setup, factory, chain_setti
     chain = chain_setup.context()
     chain_setup.rpc("evm_setAutomine", False)
     try:
-        drive_anchoring(factory, chain, chain_setup.anchorer, confirmations=1, replace_after_seconds=3_600)
+        drive_anchoring(factory, chain, chain_setup.anchorer, confirmations=1, replace_after_seconds=3_600, receipt_wait_seconds=0)
         [first] = anchor_transactions(factory)
         assert first.status == AnchorTxStatus.SENT
         assert load_epoch(factory, 1).status == EpochStatus.SUBMITTED
@@ -82,7 +82,7 @@ def test_underpriced_anchor_replaced_above_base_fee(chain_setup, factory, chain_
     chain = chain_setup.context()
     chain_setup.rpc("evm_setAutomine", False)
     try:
-        drive_anchoring(factory, chain, chain_setup.anchorer, confirmations=1, replace_after_seconds=3_600)
+        drive_anchoring(factory, chain, chain_setup.anchorer, confirmations=1, replace_after_seconds=3_600, receipt_wait_seconds=0)
         [low] = anchor_transactions(factory)
         # The base fee jumps above the transaction's max fee: blocks go on without it, and anvil
         # 1.7.1 drops it from its pool.
@@ -181,7 +181,7 @@ def test_node_restart_mid_anchoring(tmp_path, factory, chain_settings, caplog):
         chain = setup.context()
         worker = Worker(settings=chain_settings, factory=factory, chain=chain, anchorer=setup.anchorer)
         setup.rpc("evm_setAutomine", False)
-        drive_anchoring(factory, chain, setup.anchorer, confirmations=1)
+        drive_anchoring(factory, chain, setup.anchorer, confirmations=1, receipt_wait_seconds=0)
         [record] = anchor_transactions(factory)
         assert record.status == AnchorTxStatus.SENT
 

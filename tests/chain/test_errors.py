@@ -134,7 +134,8 @@ def test_timeout():
     thread.start()
     try:
         url = f"http://127.0.0.1:{server.getsockname()[1]}"
-        w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 0.5}))
+        # No web3 retries: one request, one timeout.
+        w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 0.5}, exception_retry_configuration=None))
         with pytest.raises(Exception) as raised:
             w3.eth.block_number
         assert isinstance(classify(raised.value), RpcTimeout)
