@@ -243,7 +243,8 @@ def test_revoked_epoch_rebuilt_and_anchored_again(anvil, tmp_path, factory, chai
     revoke = distributor.revoke(1).build_transaction(
         {"from": setup.guardian.address, "nonce": setup.w3.eth.get_transaction_count(setup.guardian.address)}
     )
-    setup.w3.eth.send_raw_transaction(setup.guardian.sign_transaction(revoke).raw_transaction)
+    revoke_hash = setup.w3.eth.send_raw_transaction(setup.guardian.sign_transaction(revoke).raw_transaction)
+    assert setup.w3.eth.wait_for_transaction_receipt(revoke_hash, poll_latency=0.01)["status"] == 1
     drive_anchoring(factory, chain, setup.anchorer, confirmations=1)
     assert load_epoch(factory, 1).status == EpochStatus.REVOKED
 
@@ -375,7 +376,8 @@ def test_revoke_rebuilds_later_built_epoch(anvil, tmp_path, factory, chain_setti
     revoke = chain.distributor.functions.revoke(1).build_transaction(
         {"from": setup.guardian.address, "nonce": setup.w3.eth.get_transaction_count(setup.guardian.address)}
     )
-    setup.w3.eth.send_raw_transaction(setup.guardian.sign_transaction(revoke).raw_transaction)
+    revoke_hash = setup.w3.eth.send_raw_transaction(setup.guardian.sign_transaction(revoke).raw_transaction)
+    assert setup.w3.eth.wait_for_transaction_receipt(revoke_hash, poll_latency=0.01)["status"] == 1
     drive_anchoring(factory, chain, setup.anchorer, confirmations=1)
     with factory() as db:
         wrong = db.scalar(select(Session).where(Session.contributor == contributors[0], Session.epoch == 1))
