@@ -70,6 +70,8 @@ def withdraw_session(
                 "withdrawal.debit session_id=%s epoch=%s tokens=%s", session_id, epoch.number, tokens
             )
 
+    # NOTE: the points still count towards the contributor's daily cap for that day; a
+    # withdrawal frees no room for more credit on the same day.
     previous = session.status
     session.status = SessionStatus.WITHDRAWN
     session.withdrawn_at = now
