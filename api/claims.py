@@ -9,7 +9,7 @@ from api.deps import AddressPath, DbDep, StateDep
 from api.documents import ProofDocument
 from ledger.chain.calldata import claim_calldata
 from ledger.contributors.service import normalize_address
-from ledger.earnings.service import claim_proof, claimed_amount, contribution_proof
+from ledger.earnings.service import claim_proof_and_claimed, contribution_proof
 from ledger.errors import Unavailable
 
 router = APIRouter(tags=["proofs"])
@@ -42,8 +42,7 @@ def get_claim_payload(address: AddressPath, db: DbDep, state: StateDep) -> Claim
     if state.chain is None:
         raise Unavailable("the service has no chain configured: set RPC_URL and LEDGER_DEPLOYMENT_FILE")
     distributor = state.chain.distributor
-    proof = claim_proof(db, account, distributor=distributor.address, chain_id=state.chain.chain_id)
-    claimed = claimed_amount(db, account)
+    proof, claimed = claim_proof_and_claimed(db, account, distributor=distributor.address, chain_id=state.chain.chain_id)
     calldata = claim_calldata(account, proof.cumulative_amount, list(proof.proof))
     return ClaimPayload(
         account=account,

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session as DbSession
 
-from ledger.epochs.trees import CLAIMS, CONTRIBUTIONS, claim_key, contribution_key, read_leaf
+from ledger.epochs.trees import CLAIMS, CONTRIBUTIONS, claim_key, contribution_key, read_leaf, stored_leaf
 from ledger.errors import NotFound
 from ledger.merkle import ClaimProof, ContributionProof
 from ledger.models import (
@@ -135,20 +135,46 @@ def earnings_of(db: DbSession, address: str) -> Earnings:
     )
 
 
-def claim_proof(db: DbSession, address: str, *, distributor: str | None, chain_id: int | None) -> ClaimProof:
-    """Return the proof of `address`'s cumulative amount in the latest active claims root.
+# The latest active epoch, the account's leaf in its claims tree, the tree's root and size, and
+# what the account claimed on chain, in one round trip.
+_ACTIVE_CLAIM_SQL = text(
+    """
+    SELECT a.number AS epoch, l.tree_index, l.value, t.root, t.leaf_count,
+           (SELECT max(cumulative_amount) FROM chain_claims WHERE account = :address) AS claimed
+    FROM (SELECT max(number) AS number FROM epochs WHERE status = 'active') AS a
+    LEFT JOIN merkle_leaves l ON l.epoch = a.number AND l.kind = :kind AND l.key = :key
+    LEFT JOIN merkle_trees t ON t.epoch = a.number AND t.kind = :kind
+    """
+)
+
+
+def claim_proof_and_claimed(
+    db: DbSession, address: str, *, distributor: str | None, chain_id: int | None
+) -> tuple[ClaimProof, int]:
+    """Return the proof of `address`'s cumulative amount in the latest active claims root, and
+    the cumulative amount it has claimed on chain, in two queries.
 
     Raises:
         NotFound: when no claims root is active yet or the address has no entitlement in it.
     """
-    active = latest_epoch_in(db, (EpochStatus.ACTIVE,))
-    if active is None:
+    key = claim_key(address)
+    row = db.execute(_ACTIVE_CLAIM_SQL, {"address": address, "kind": CLAIMS, "key": key}).one()
+    if row.epoch is None:
         raise NotFound("no claims root is active yet: wait for the first epoch to be anchored", code="no_active_epoch")
-    leaf = read_leaf(db, active, CLAIMS, claim_key(address))
-    if leaf is None:
-        raise NotFound(f"{address} has no entitlement in the active epoch {active}", code="no_entitlement")
-    return ClaimProof(
-        epoch=active,
+    if row.tree_index is None:
+        raise NotFound(f"{address} has no entitlement in the active epoch {row.epoch}", code="no_entitlement")
+    leaf = stored_leaf(
+        db,
+        row.epoch,
+        CLAIMS,
+        key,
+        tree_index=row.tree_index,
+        value=bytes(row.value),
+        root=bytes(row.root),
+        leaf_count=row.leaf_count,
+    )
+    proof = ClaimProof(
+        epoch=row.epoch,
         root="0x" + leaf.root.hex(),
         account=leaf.value[0],
         cumulative_amount=int(leaf.value[1]),
@@ -156,6 +182,16 @@ def claim_proof(db: DbSession, address: str, *, distributor: str | None, chain_i
         distributor=distributor,
         chain_id=chain_id,
     )
+    return proof, int(row.claimed or 0)
+
+
+def claim_proof(db: DbSession, address: str, *, distributor: str | None, chain_id: int | None) -> ClaimProof:
+    """Return the proof of `address`'s cumulative amount in the latest active claims root.
+
+    Raises:
+        NotFound: when no claims root is active yet or the address has no entitlement in it.
+    """
+    return claim_proof_and_claimed(db, address, distributor=distributor, chain_id=chain_id)[0]
 
 
 def contribution_proof(

@@ -242,17 +242,27 @@ def read_leaf(db: DbSession, epoch: int, kind: str, key: bytes) -> StoredLeaf | 
     ).one_or_none()
     if row is None:
         return None
-    proof = read_nodes(db, epoch, kind, core.proof_indices(2 * row.leaf_count - 1, row.tree_index))
-    encoded = bytes(row.value)
-    if core.process_proof(core.hash_encoded_leaves([encoded])[0], proof) != row.root:
+    return stored_leaf(db, epoch, kind, key, tree_index=row.tree_index, value=bytes(row.value), root=bytes(row.root), leaf_count=row.leaf_count)
+
+
+def stored_leaf(
+    db: DbSession, epoch: int, kind: str, key: bytes, *, tree_index: int, value: bytes, root: bytes, leaf_count: int
+) -> StoredLeaf:
+    """Read the proof of a leaf already fetched, check it against `root` and return the leaf.
+
+    Raises:
+        MerkleInvariantError: when the stored nodes do not lead from the leaf to the root.
+    """
+    proof = read_nodes(db, epoch, kind, core.proof_indices(2 * leaf_count - 1, tree_index))
+    if core.process_proof(core.hash_encoded_leaves([value])[0], proof) != root:
         raise MerkleInvariantError(
             f"the stored proof of {kind} leaf 0x{key.hex()} in epoch {epoch} does not lead to the root"
         )
     return StoredLeaf(
         epoch=epoch,
         kind=kind,
-        root=bytes(row.root),
-        value=decode_values(kind, [encoded])[0],
+        root=root,
+        value=decode_values(kind, [value])[0],
         proof=["0x" + node.hex() for node in proof],
     )
 
