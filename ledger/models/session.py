@@ -42,7 +42,7 @@ class Session(Base):
     __table_args__ = (
         Index("ix_sessions_contributor_received", "contributor", "received_at"),
         Index("ix_sessions_epoch_status", "epoch", "status"),
-        Index("ix_sessions_contributor_epoch", "contributor", "epoch"),
+        Index("ix_sessions_contributor_epoch", "contributor", "epoch", postgresql_include=["status", "points"]),
     )
 
     session_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
