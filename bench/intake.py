@@ -13,7 +13,6 @@ import argparse
 import hashlib
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -28,14 +27,11 @@ import psycopg
 
 from ledger.auth.keys import generate_api_key
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from serving import free_port, start_api  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 ADMIN_URL = os.environ.get("TEST_DATABASE_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def make_batches(sessions: int, batch: int, contributors: int) -> list[bytes]:
@@ -92,20 +88,8 @@ def main() -> int:
     server = None
     try:
         subprocess.run([sys.executable, "-m", "ledger.cli", "migrate"], env=env, check=True, cwd=ROOT)
-        server = subprocess.Popen(
-            [sys.executable, "-m", "ledger.cli", "--log-level", "WARNING", "serve", "--port", str(port), "--workers", str(args.workers)], env=env, cwd=ROOT
-        )
+        server = start_api(env, port=port, workers=args.workers, timeout=30)
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx2.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx2.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit("the server did not start within 30 s")
-            time.sleep(0.2)
 
         print(f"preparing {args.sessions:,} sessions in batches of {args.batch}")
         bodies = make_batches(args.sessions, args.batch, args.contributors)

@@ -25,7 +25,6 @@ import argparse
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -42,6 +41,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from epoch_close import contributor_addresses, database_url, generate  # noqa: E402
+from serving import free_port, start_api  # noqa: E402
 
 from ledger.chain.anchoring import drive_anchoring  # noqa: E402
 from ledger.chain.client import ChainContext, connect  # noqa: E402
@@ -64,12 +64,6 @@ request = function()
   return wrk.format("GET", string.format("%(template)s", address))
 end
 """
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def add_epoch_two_sessions(url: str, contributors: int, count: int, at: datetime) -> None:
@@ -189,22 +183,8 @@ def main() -> int:
             "LEDGER_PUBLIC_RATE_LIMIT_BURST": str(10**9),
             "LEDGER_LOG_LEVEL": "WARNING",
         }
-        server = subprocess.Popen(
-            [sys.executable, "-m", "ledger.cli", "--log-level", "WARNING", "serve", "--port", str(port), "--workers", str(args.workers)],
-            env=env,
-            cwd=ROOT,
-        )
+        server = start_api(env, port=port, workers=args.workers, timeout=60)
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx2.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx2.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit("the server did not start within 60 s")
-            time.sleep(0.3)
 
         sample = contributor_addresses(min(args.contributors, 3))
         for path in (f"/v1/contributors/{sample[0]}/earnings", f"/v1/claims/{sample[0]}"):
