@@ -214,7 +214,7 @@ def main() -> int:
 
         constant = results["constant /healthz"]["rps"]
         print()
-        print(f"| route | req/s | ratio to constant (target >= 0.50) | p99 ms (target <= 50) |")
+        print("| route | req/s | ratio to constant (target >= 0.50) | p99 ms (target <= 50) |")
         print("|---|---:|---:|---:|")
         for label, figures in results.items():
             print(f"| {label} | {figures['rps']:,.0f} | {figures['rps'] / constant:.2f} | {figures['p99_ms']:.1f} |")

@@ -3,21 +3,13 @@
 import uuid
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, select, text
+from sqlalchemy import text
 from sqlalchemy.orm import Session as DbSession
 
 from ledger.epochs.trees import CLAIMS, CONTRIBUTIONS, claim_key, contribution_key, read_leaf, stored_leaf
 from ledger.errors import NotFound
 from ledger.merkle import ClaimProof, ContributionProof
-from ledger.models import (
-    ChainClaim,
-    Epoch,
-    EpochStatus,
-    Session,
-)
-
-#: Epoch states in which a claims root is on chain.
-ON_CHAIN = (EpochStatus.ANCHORED, EpochStatus.ACTIVE)
+from ledger.models import Session
 
 
 @dataclass(frozen=True)
@@ -47,19 +39,6 @@ class Earnings:
     claimable: int = 0
     """`cumulative_amount - claimed`, never negative."""
     active_epoch: int | None = None
-
-
-def latest_epoch_in(db: DbSession, statuses: tuple[EpochStatus, ...]) -> int | None:
-    """Return the highest epoch number in one of `statuses`."""
-    return db.scalar(select(func.max(Epoch.number)).where(Epoch.status.in_(statuses)))
-
-
-def claimed_amount(db: DbSession, address: str) -> int:
-    """Return the largest cumulative amount `address` has claimed on chain."""
-    return int(
-        db.scalar(select(func.coalesce(func.max(ChainClaim.cumulative_amount), 0)).where(ChainClaim.account == address))
-        or 0
-    )
 
 
 _SUMMARY_SQL = text(

@@ -25,7 +25,7 @@ from ledger.bulk import copy_rows
 from ledger.config import Settings
 from ledger.contributors.service import ensure_contributors, lock_contributors, lock_keys
 from ledger.epochs.service import lock_open_epoch_shared, open_epoch_number
-from ledger.errors import Conflict
+from ledger.errors import Conflict, NotFound
 from ledger.intake.schemas import SessionResult, SessionSubmission
 from ledger.intake.validation import RejectionReason, check_payload
 from ledger.journal.service import Posting, post_entries
@@ -123,8 +123,6 @@ class _Policies:
         for policy in self._policies:
             if policy.effective_from <= started_at:
                 return policy
-        from ledger.errors import NotFound  # noqa: PLC0415
-
         raise NotFound(f"no scoring policy was in force at {started_at.isoformat()}")
 
 
@@ -427,8 +425,3 @@ def submit_with_retry(
                     raise
                 logger.warning("intake.batch.retry attempt=%s error_type=%s", attempt, type(error.orig).__name__)
     raise AssertionError("unreachable")
-
-
-def get_session(db: DbSession, session_id: uuid.UUID) -> Session | None:
-    """Return a stored session by id."""
-    return db.get(Session, session_id)

@@ -9,7 +9,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from ledger.bulk import copy_rows, next_ids
-from ledger.models import EMISSION_ACCOUNT, JournalEntry, JournalPosting, PointBalance
+from ledger.models import JournalEntry, JournalPosting, PointBalance
 
 logger = logging.getLogger(__name__)
 
@@ -123,21 +123,6 @@ def _add_to_balances(db: Session, postings: list[Posting]) -> None:
             " ON CONFLICT (account) DO UPDATE SET balance = point_balances.balance + EXCLUDED.balance"
         ),
         {"accounts": accounts, "amounts": [totals[account] for account in accounts]},
-    )
-
-
-def credit_points(
-    db: Session, *, idempotency_key: str, epoch: int, contributor: str, points: int,
-    session_id: uuid.UUID,
-) -> int | None:
-    """Post `points` from the emission account to `contributor` for a scored session."""
-    return post_entry(
-        db,
-        idempotency_key=idempotency_key,
-        kind="score",
-        epoch=epoch,
-        session_id=session_id,
-        postings=[Posting(EMISSION_ACCOUNT, -points), Posting(contributor, points)],
     )
 
 

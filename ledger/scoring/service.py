@@ -1,94 +1,27 @@
-"""Scoring a session under the policy in force at its start, with the daily cap, and explaining it."""
+"""Scoring policy versions: publishing a new one, and explaining a stored score step by step.
+
+Sessions are scored in bulk by intake (`ledger.intake.service`) with the pure rules of
+`ledger.scoring.policy`.
+"""
 
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
-from sqlalchemy import select, text
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import select
 from sqlalchemy.orm import Session as DbSession
 
 from ledger.errors import InvalidInput, NotFound
-from ledger.models import DailyPoints, ScoringPolicy, Session
+from ledger.models import ScoringPolicy, Session
 from ledger.scoring.policy import (
     InvalidPolicy,
-    ScoreBreakdown,
     ScoreInputs,
-    apply_daily_cap,
     score_session,
     validate_rules,
 )
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Score:
-    """Points credited for a session, after the daily cap."""
-
-    points: int
-    raw_points: int
-    policy_version: int
-    inputs: ScoreInputs
-    breakdown: ScoreBreakdown
-    reason: str | None
-
-
-def policy_for(db: DbSession, started_at: datetime) -> ScoringPolicy:
-    """Return the newest policy in force at `started_at`.
-
-    Raises:
-        NotFound: when no policy was in force then (the migrations seed version 1).
-    """
-    policy = db.scalar(
-        select(ScoringPolicy)
-        .where(ScoringPolicy.effective_from <= started_at)
-        .order_by(ScoringPolicy.effective_from.desc(), ScoringPolicy.version.desc())
-        .limit(1)
-    )
-    if policy is None:
-        raise NotFound(f"no scoring policy was in force at {started_at.isoformat()}")
-    return policy
-
-
-def score_with_cap(
-    db: DbSession, *, contributor: str, started_at: datetime, inputs: ScoreInputs
-) -> Score:
-    """Score a session and take its points out of the contributor's daily allowance.
-
-    The caller must hold the contributor's advisory lock, which makes the read of the day's total
-    and its update one step.
-    """
-    policy = policy_for(db, started_at)
-    breakdown = score_session(policy.rules, inputs)
-    utc_day = started_at.astimezone(UTC).date()
-
-    points = breakdown.points
-    reason = breakdown.zero_reason
-    if points > 0:
-        db.execute(
-            insert(DailyPoints)
-            .values(contributor=contributor, day=utc_day, points=0)
-            .on_conflict_do_nothing()
-        )
-        already = db.scalar(
-            select(DailyPoints.points)
-            .where(DailyPoints.contributor == contributor, DailyPoints.day == utc_day)
-            .with_for_update()
-        )
-        points = apply_daily_cap(points, already_today=already or 0, cap=policy.rules["daily_cap_points"])
-        if points < breakdown.points:
-            reason = "daily_cap"
-        if points > 0:
-            db.execute(
-                text(
-                    "UPDATE daily_points SET points = points + :points "
-                    "WHERE contributor = :contributor AND day = :day"
-                ),
-                {"points": points, "contributor": contributor, "day": utc_day},
-            )
-    return Score(points, breakdown.points, policy.version, inputs, breakdown, reason)
 
 
 @dataclass(frozen=True)
