@@ -65,6 +65,10 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn  # noqa: PLC0415
 
@@ -74,6 +78,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from ledger.db import session_factory, unit_of_work  # noqa: PLC0415
     from ledger.epochs.service import ensure_open_epoch  # noqa: PLC0415
 
+    # uvicorn re-raises SIGTERM after its graceful shutdown; turning it into SystemExit lets the
+    # embedded database, if any, stop cleanly instead of outliving the process.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     with ExitStack() as stack:
         url = _database_url(settings, stack)
         _require_schema(url)
