@@ -275,22 +275,10 @@ def _sign_anchor(db: DbSession, chain: ChainContext, anchorer: LocalAccount, epo
             "maxPriorityFeePerGas": priority_fee,
         }
     )
-    signed = anchorer.sign_transaction(transaction)
-    record = AnchorTransaction(
-        tx_hash=bytes(signed.hash),
-        epoch=epoch.number,
-        sender=anchorer.address,
-        nonce=nonce,
-        raw_tx=bytes(signed.raw_transaction),
-        max_fee_per_gas=max_fee,
-        max_priority_fee_per_gas=priority_fee,
-        status=AnchorTxStatus.SIGNED,
-    )
-    db.add(record)
     # Committed before sending, with the nonce reservation: a crash after the send still leaves
-    # the hash to look for. The commit also ends the epoch row lock; the leader lock keeps other
-    # workers out.
-    db.commit()
+    # the hash to look for. The commit also ends the epoch row lock, and the leader lock keeps
+    # other workers out.
+    record = _store_signed(db, anchorer, transaction, epoch=epoch.number)
     logger.info(
         "anchor.tx.signed epoch=%s tx_hash=0x%s nonce=%s max_fee=%s max_priority_fee=%s",
         epoch.number,
@@ -477,19 +465,7 @@ def _replace(db: DbSession, chain: ChainContext, anchorer: LocalAccount, stuck: 
     # At least 12.5 % more, and enough for the current base fee to include it.
     max_fee = max(bump_fee(stuck.max_fee_per_gas), 2 * base_fee + priority_fee)
     transaction.update({"maxFeePerGas": max_fee, "maxPriorityFeePerGas": priority_fee})
-    signed = anchorer.sign_transaction(transaction)
-    replacement = AnchorTransaction(
-        tx_hash=bytes(signed.hash),
-        epoch=stuck.epoch,
-        sender=stuck.sender,
-        nonce=stuck.nonce,
-        raw_tx=bytes(signed.raw_transaction),
-        max_fee_per_gas=max_fee,
-        max_priority_fee_per_gas=priority_fee,
-        status=AnchorTxStatus.SIGNED,
-    )
-    db.add(replacement)
-    db.commit()
+    replacement = _store_signed(db, anchorer, transaction, epoch=stuck.epoch)
     logger.info(
         "anchor.tx.replaced epoch=%s old_tx_hash=0x%s tx_hash=0x%s nonce=%s max_fee=%s max_priority_fee=%s",
         stuck.epoch,
@@ -500,6 +476,24 @@ def _replace(db: DbSession, chain: ChainContext, anchorer: LocalAccount, stuck: 
         priority_fee,
     )
     _broadcast(chain, replacement)
+
+
+def _store_signed(db: DbSession, anchorer: LocalAccount, transaction: dict, *, epoch: int) -> AnchorTransaction:
+    """Sign an EIP-1559 anchor transaction, store it as `signed` and commit, before any send."""
+    signed = anchorer.sign_transaction(transaction)
+    record = AnchorTransaction(
+        tx_hash=bytes(signed.hash),
+        epoch=epoch,
+        sender=anchorer.address,
+        nonce=transaction["nonce"],
+        raw_tx=bytes(signed.raw_transaction),
+        max_fee_per_gas=transaction["maxFeePerGas"],
+        max_priority_fee_per_gas=transaction["maxPriorityFeePerGas"],
+        status=AnchorTxStatus.SIGNED,
+    )
+    db.add(record)
+    db.commit()
+    return record
 
 
 def bump_fee(fee: int) -> int:
