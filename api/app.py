@@ -43,8 +43,8 @@ def create_app(
 ) -> FastAPI:
     """Build the API over an existing session factory and, if configured, a chain connection.
 
-    `public_rate_limit` applies per client address to the routes that need no credentials; without
-    it the limit comes from the settings.
+    `public_rate_limit` applies per client address to the routes that need no credentials. Without
+    it, the limit comes from the settings.
     """
     app = FastAPI(
         title="Contributor Ledger",

@@ -14,7 +14,7 @@ router = APIRouter(prefix="/auth", tags=["auth"])
 
 
 class NonceResponse(BaseModel):
-    """What a wallet needs to compose the sign-in message."""
+    """Fields a wallet needs to compose the sign-in message."""
 
     nonce: str
     expires_at: datetime

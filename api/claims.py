@@ -26,7 +26,7 @@ class ClaimPayload(BaseModel):
     """Decimal string of base units: the amount the proof is for."""
     claimed: str
     claimable: str
-    """What the claim would mint now: `cumulative_amount - claimed`."""
+    """Amount the claim would mint now: `cumulative_amount - claimed`."""
     proof: list[str]
     root: str
     contract: str

@@ -19,7 +19,7 @@ def free_port() -> int:
 
 
 def start_api(env: dict[str, str], *, port: int, workers: int, timeout: float = 60) -> subprocess.Popen:
-    """Start `ledger serve` on 127.0.0.1:`port` and return it once /healthz answers 200.
+    """Start `ledger serve` on 127.0.0.1:`port` and return it once /healthz returns 200.
 
     Raises:
         SystemExit: when the server is not ready within `timeout` seconds (it is stopped).

@@ -73,7 +73,7 @@ class Settings(BaseSettings):
         description="Seconds an anchor transaction may stay unmined before it is replaced with higher fees.",
     )
     chain_retry_max_seconds: float = Field(
-        default=300.0, gt=0, description="Longest wait between retries after a chain error, in seconds."
+        default=300.0, gt=0, description="Maximum wait between retries after a chain error, in seconds."
     )
     challenge_period_seconds: int = Field(default=0, ge=0)
     emission_per_epoch: int = Field(

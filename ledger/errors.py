@@ -27,7 +27,7 @@ class LedgerError(Exception):
 
 
 class InvalidInput(LedgerError):
-    """A value is malformed; the message names it and says what is expected."""
+    """A malformed value. The message names it and states what is expected."""
 
     status_code = 422
     code = "invalid_input"

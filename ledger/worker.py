@@ -1,7 +1,7 @@
 """The scheduler: one leader across replicas closes epochs, builds them, anchors them and
 indexes claims, on a fixed interval.
 
-Leadership is a session-level PostgreSQL advisory lock held on a dedicated connection; when that
+Leadership is a session-level PostgreSQL advisory lock held on a dedicated connection. When that
 connection drops, the lock is released and another replica takes over on its next tick.
 """
 
@@ -84,7 +84,7 @@ class Worker:
         )
 
     def is_leader(self) -> bool:
-        """Take or confirm leadership; return whether this process holds it."""
+        """Take or confirm leadership, and return whether this process is the leader."""
         connection = self._leader_connection
         if connection is not None:
             try:

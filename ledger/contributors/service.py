@@ -58,8 +58,9 @@ def ensure_contributors(db: Session, addresses: list[str]) -> None:
 def lock_keys(db: Session, namespace: str, keys: list[str]) -> None:
     """Take a transaction-scoped advisory lock per key, all in one statement, in a fixed order.
 
-    Locks are ordered by their 64-bit key, so two transactions that share keys take them in the
-    same order and cannot deadlock on them.
+    Locks are taken in the order of their 64-bit key (the subquery's ORDER BY, which PostgreSQL
+    follows when it evaluates the outer select list), so two transactions that share keys take
+    them in the same order. Intake still retries a batch that PostgreSQL aborts as a deadlock.
     """
     if not keys:
         return

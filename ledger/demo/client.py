@@ -14,7 +14,7 @@ logger = logging.getLogger(__name__)
 
 
 class ApiError(RuntimeError):
-    """The API answered with an unexpected status."""
+    """The API returned an unexpected status."""
 
     def __init__(self, method: str, path: str, status: int, body: str) -> None:
         super().__init__(f"{method} {path} returned {status}: {body[:300]}")

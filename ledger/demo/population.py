@@ -144,7 +144,7 @@ def conflicting_copy(plan: PlannedSession, rng: random.Random) -> dict[str, Any]
 
 
 def paused_session(rng: random.Random, contributor: DemoContributor, start: datetime) -> PlannedSession:
-    """A session that starts while its contributor has paused sharing."""
+    """Plan a session that starts while its contributor has paused sharing."""
     payload = ordinary_payload(rng, contributor.address, start)
     payload["active_seconds"] = 120
     payload["ended_at"] = (start + timedelta(minutes=3)).isoformat()

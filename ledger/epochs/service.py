@@ -14,8 +14,9 @@ from ledger.models import EMISSION_ACCOUNT, Epoch, EpochStatus
 
 logger = logging.getLogger(__name__)
 
-#: Intake holds this advisory lock shared while it posts points into the open epoch; closing an
-#: epoch takes it exclusively, so no posting can land in an epoch after its points were summed.
+#: Intake takes this advisory lock in shared mode while it posts points into the open epoch.
+#: Closing an epoch takes it exclusively, so no posting can land in an epoch after its points
+#: were summed.
 EPOCH_LOCK_SQL = "hashtextextended('ledger:open-epoch', 0)"
 
 

@@ -7,7 +7,7 @@ from ledger.intake.schemas import SessionSubmission
 
 
 class RejectionReason(enum.StrEnum):
-    """Why a session was rejected. Values are part of the public API."""
+    """Rejection reason code of a session. Values are part of the public API."""
 
     ENDED_BEFORE_STARTED = "ended_before_started"
     START_IN_FUTURE = "start_in_future"

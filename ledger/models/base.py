@@ -45,5 +45,5 @@ class Base(DeclarativeBase):
 
 
 def utc_now_column() -> Mapped[datetime]:
-    """A `timestamptz` column defaulting to the database clock."""
+    """Return a `timestamptz` column that defaults to the database clock."""
     return mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)

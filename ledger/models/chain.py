@@ -1,4 +1,4 @@
-"""What the service sent to and read from the chain."""
+"""Transactions the service sent to the chain and events it read back."""
 
 import enum
 from datetime import datetime

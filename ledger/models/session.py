@@ -23,20 +23,20 @@ from ledger.models.base import Base, utc_now_column
 
 
 class SessionStatus(enum.StrEnum):
-    """Where a session is in its life."""
+    """Lifecycle state of a session."""
 
     ACCEPTED = "accepted"
     """Passed validation, not yet scored."""
     SCORED = "scored"
     """Scored and journaled."""
     REJECTED = "rejected"
-    """Failed validation; `reason` says why."""
+    """Failed validation, with the cause in `reason`."""
     WITHDRAWN = "withdrawn"
     """Deleted by its contributor; any points were reversed."""
 
 
 class Session(Base):
-    """One recorded session. Never holds a URL, page text or the recording itself."""
+    """One recorded session. It has no column for a URL, page text or the recording itself."""
 
     __tablename__ = "sessions"
     __table_args__ = (
@@ -60,7 +60,7 @@ class Session(Base):
     """SHA-256 of the encrypted recording, which is stored elsewhere."""
     client_version: Mapped[str] = mapped_column(String(64), nullable=False)
     payload_hash: Mapped[bytes] = mapped_column(LargeBinary(32), nullable=False)
-    """SHA-256 of the canonical payload: tells a retry from a conflicting resubmission."""
+    """SHA-256 of the canonical payload, to distinguish a retry from a conflicting resubmission."""
 
     status: Mapped[SessionStatus] = mapped_column(
         Enum(SessionStatus, name="session_status", values_callable=lambda e: [m.value for m in e]),

@@ -42,7 +42,7 @@ class InvalidPolicy(ValueError):
 
 @dataclass(frozen=True)
 class ScoreInputs:
-    """What the policy reads from a session."""
+    """Session fields the policy reads."""
 
     active_seconds: int
     clicks: int
@@ -90,7 +90,7 @@ class ScoreBreakdown:
     demand_bp: int
     points: int
     zero_reason: str | None = None
-    """Why the points are 0 when a rule rather than arithmetic made them so."""
+    """Reason code when a rule, rather than arithmetic, made the points 0."""
     steps: list[str] = field(default_factory=list)
     """Human-readable account of each step, for `ledger score explain`."""
 
