@@ -1,7 +1,11 @@
 """Application factory: routers under /v1, JSON errors, request ids and metrics."""
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+
+import anyio.to_thread
 
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import FileResponse
@@ -17,6 +21,7 @@ from api.ratelimit import PublicRateLimitMiddleware, RateLimit, document_rate_li
 from ledger import __version__
 from ledger.chain.client import ChainContext
 from ledger.config import Settings
+from ledger.db import read_only_factory
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +51,16 @@ def create_app(
     `public_rate_limit` applies per client address to the routes that need no credentials. Without
     it, the limit comes from the settings.
     """
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Endpoints that are plain functions run in anyio's worker threads, 40 by default. With
+        # more threads than pooled connections, the extra ones would each open and close a
+        # PostgreSQL connection per request.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.database_pool_size
+        yield
+
     app = FastAPI(
+        lifespan=lifespan,
         title="Contributor Ledger",
         version=__version__,
         description=(
@@ -55,7 +69,7 @@ def create_app(
             "decimal strings of base units (18 decimals)."
         ),
     )
-    app.state.ledger = AppState(settings=settings, factory=factory, chain=chain)
+    app.state.ledger = AppState(settings=settings, factory=factory, read_factory=read_only_factory(factory), chain=chain)
     install_error_handlers(app)
     # Starlette runs the middleware added last first: the request context, then the limits.
     if public_rate_limit is None:

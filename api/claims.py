@@ -5,7 +5,7 @@ import uuid
 from fastapi import APIRouter
 from pydantic import BaseModel
 
-from api.deps import AddressPath, DbDep, StateDep
+from api.deps import AddressPath, ReadDbDep, StateDep
 from api.documents import ProofDocument
 from ledger.chain.calldata import claim_calldata
 from ledger.contributors.service import normalize_address
@@ -36,7 +36,7 @@ class ClaimPayload(BaseModel):
 
 
 @router.get("/claims/{address}", response_model=ClaimPayload, responses={**NOT_FOUND, 422: {"description": "Malformed address"}})
-def get_claim_payload(address: AddressPath, db: DbDep, state: StateDep) -> ClaimPayload:
+def get_claim_payload(address: AddressPath, db: ReadDbDep, state: StateDep) -> ClaimPayload:
     """Return the claim payload of an address against the latest active claims root."""
     account = normalize_address(address)
     if state.chain is None:
@@ -59,7 +59,7 @@ def get_claim_payload(address: AddressPath, db: DbDep, state: StateDep) -> Claim
 
 
 @router.get("/sessions/{session_id}/proof", response_model=ProofDocument, responses={**NOT_FOUND, 422: {"description": "Malformed session id"}})
-def get_contribution_proof(session_id: uuid.UUID, db: DbDep, state: StateDep) -> dict:
+def get_contribution_proof(session_id: uuid.UUID, db: ReadDbDep, state: StateDep) -> dict:
     """Return the contribution proof of a session, in the format `ledger verify` reads."""
     chain = state.chain
     proof = contribution_proof(

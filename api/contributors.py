@@ -5,7 +5,7 @@ from datetime import datetime
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict
 
-from api.deps import AddressPath, ContributorDep, DbDep, NowDep
+from api.deps import AddressPath, ContributorDep, DbDep, NowDep, ReadDbDep
 from ledger.contributors.service import normalize_address, set_sharing, sharing_at
 from ledger.earnings.service import earnings_of
 
@@ -56,7 +56,7 @@ class SharingView(BaseModel):
     response_model=EarningsView,
     responses={404: {"description": "Unknown address"}, 422: {"description": "Malformed address"}},
 )
-def get_earnings(address: AddressPath, db: DbDep) -> EarningsView:
+def get_earnings(address: AddressPath, db: ReadDbDep) -> EarningsView:
     """Return points, tokens per epoch, claimed and claimable amounts of an address."""
     earnings = earnings_of(db, normalize_address(address))
     return EarningsView(

@@ -21,6 +21,8 @@ class AppState:
 
     settings: Settings
     factory: sessionmaker[DbSession]
+    read_factory: sessionmaker[DbSession]
+    """Autocommit sessions for routes that only read (see `ledger.db.read_only_factory`)."""
     chain: ChainContext | None
 
 
@@ -40,6 +42,12 @@ def get_db(state: Annotated[AppState, Depends(get_state)]) -> Iterator[DbSession
             raise
 
 
+def get_read_db(state: Annotated[AppState, Depends(get_state)]) -> Iterator[DbSession]:
+    """Yield an autocommit session that cannot flush, for routes that only read."""
+    with state.read_factory() as db:
+        yield db
+
+
 def utc_now() -> datetime:
     """Return the current time; a dependency so tests can pin it."""
     return datetime.now(tz=UTC)
@@ -56,6 +64,9 @@ AddressPath = Annotated[
     ),
 ]
 DbDep = Annotated[DbSession, Depends(get_db, scope="function")]
+#: A session for public routes that only read: each statement is its own round trip, with no
+#: transaction around it, so such a route should read with one statement.
+ReadDbDep = Annotated[DbSession, Depends(get_read_db, scope="function")]
 NowDep = Annotated[datetime, Depends(utc_now)]
 
 

@@ -84,7 +84,11 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(OperationalError)
     async def _database_down(request: Request, error: OperationalError) -> JSONResponse:
         logger.error("api.database_unavailable path=%s", request.url.path)
-        return JSONResponse(error_body("database_unavailable", "the database is unavailable: retry later"), status_code=503)
+        return JSONResponse(
+            error_body("database_unavailable", "the database is unavailable: retry later"),
+            status_code=503,
+            headers={"Retry-After": "1"},
+        )
 
     @app.exception_handler(ChainError)
     async def _chain_down(request: Request, error: ChainError) -> JSONResponse:

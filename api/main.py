@@ -16,4 +16,4 @@ def build_app() -> FastAPI:
     configure_logging(settings.log_level)
     from ledger.cli import _chain  # noqa: PLC0415 - the CLI owns chain resolution from settings
 
-    return create_app(settings, session_factory(settings.database_url), _chain(settings))
+    return create_app(settings, session_factory(settings.database_url, settings.database_pool_size), _chain(settings))

@@ -14,6 +14,8 @@ latency percentiles, the ratio to the constant route and the targets, then drops
 
     .venv/bin/python bench/read_path.py                                # 1M contributors, 10M sessions
     .venv/bin/python bench/read_path.py --contributors 100000 --sessions 1000000
+    .venv/bin/python bench/read_path.py --keep-database                # leave the data for reuse
+    .venv/bin/python bench/read_path.py --database ledger_read_1a2b3c4d  # measure again on it
 
 Targets (2-core machine, 1M contributors, 10M sessions, 50 clients): each read route at least
 half the constant route's throughput, p99 at most 50 ms.
@@ -46,7 +48,8 @@ from serving import free_port, start_api  # noqa: E402
 from ledger.chain.anchoring import drive_anchoring  # noqa: E402
 from ledger.chain.client import ChainContext, connect  # noqa: E402
 from ledger.chain.contracts import deploy_contracts  # noqa: E402
-from ledger.chain.devnet import start_anvil  # noqa: E402
+from ledger.chain.contracts import Deployment  # noqa: E402
+from ledger.chain.devnet import AnvilNode, start_anvil  # noqa: E402
 from ledger.config import Settings  # noqa: E402
 from ledger.db import migrate, session_factory, unit_of_work  # noqa: E402
 from ledger.epochs.build import build_epoch  # noqa: E402
@@ -92,6 +95,60 @@ def add_epoch_two_sessions(url: str, contributors: int, count: int, at: datetime
         connection.execute("VACUUM ANALYZE")
 
 
+def deploy(node: AnvilNode) -> Deployment:
+    """Deploy the contracts on a fresh anvil; the addresses are the same on every fresh node."""
+    anchorer = node.accounts[0]
+    return deploy_contracts(
+        connect(node.url), anchorer, admin=anchorer.address, anchorer=anchorer.address,
+        guardian=anchorer.address, emission_per_epoch=EMISSION, challenge_period=0,
+    )
+
+
+def prepare(url: str, node: AnvilNode, contributors: int, sessions: int, per_contributor_epoch_one: int) -> Deployment:
+    """Generate the data, close, build and anchor epoch 1, then fill epoch 2; return the deployment."""
+    migrate(url)
+    opened = datetime.now(tz=UTC) - timedelta(days=2)
+    started = time.perf_counter()
+    generate(url, contributors, per_contributor_epoch_one, opened)
+    epoch_one_sessions = contributors * per_contributor_epoch_one
+    print(f"generated {contributors:,} contributors and {epoch_one_sessions:,} epoch-1 sessions in {time.perf_counter() - started:.0f} s")
+
+    settings = Settings(_env_file=None, emission_per_epoch=EMISSION, database_url=url)
+    factory = session_factory(url)
+    started = time.perf_counter()
+    with unit_of_work(factory) as db:
+        closed = close_epoch(db, settings=settings, now=datetime.now(tz=UTC) - timedelta(days=1), force=True)
+        build_epoch(db, closed.number)
+    print(f"closed and built epoch 1 in {time.perf_counter() - started:.0f} s")
+
+    remaining = max(sessions - epoch_one_sessions, 0)
+    started = time.perf_counter()
+    add_epoch_two_sessions(url, contributors, remaining, datetime.now(tz=UTC) - timedelta(hours=12))
+    print(f"added {remaining:,} epoch-2 sessions in {time.perf_counter() - started:.0f} s")
+
+    deployment = deploy(node)
+    chain = ChainContext.open(node.url, deployment)
+    for _ in range(3):
+        drive_anchoring(factory, chain, node.accounts[0], confirmations=1)
+    with psycopg.connect(url) as connection:
+        status = connection.execute("SELECT status FROM epochs WHERE number = 1").fetchone()[0]
+    if status != "active":
+        raise SystemExit(f"epoch 1 is {status} after anchoring, expected active")
+    print("epoch 1 anchored on anvil and active")
+    return deployment
+
+
+def check_reused(url: str, contributors: int) -> None:
+    """Stop with a clear message when a kept database does not fit this run."""
+    with psycopg.connect(url) as connection:
+        count = connection.execute("SELECT count(*) FROM contributors").fetchone()[0]
+        active = connection.execute("SELECT count(*) FROM epochs WHERE number = 1 AND status = 'active'").fetchone()[0]
+    if count != contributors:
+        raise SystemExit(f"database holds {count:,} contributors but --contributors is {contributors:,}: pass --contributors {count}")
+    if not active:
+        raise SystemExit("epoch 1 of the kept database is not active: generate the data again without --database")
+
+
 def run_wrk(url: str, *, connections: int, seconds: int, script: Path | None) -> dict:
     """Run wrk against `url` and return requests per second, latency percentiles and errors."""
     command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "10s"]
@@ -116,6 +173,12 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=20, help="duration of each wrk run (default 20)")
     parser.add_argument("--workers", type=int, default=2, help="API worker processes (default 2)")
     parser.add_argument("--admin-url", default=DEFAULT_ADMIN_URL, help="PostgreSQL URL allowed to create databases")
+    parser.add_argument("--keep-database", action="store_true", help="leave the generated database for --database")
+    parser.add_argument(
+        "--database",
+        metavar="NAME",
+        help="measure on a database a run with --keep-database left, with the same --contributors (kept too)",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         print("error: wrk is not installed: apt-get install wrk", file=sys.stderr)
@@ -123,50 +186,25 @@ def main() -> int:
 
     per_contributor_epoch_one = max(1, min(3, args.sessions // args.contributors))
     epoch_one_sessions = args.contributors * per_contributor_epoch_one
-    name = f"ledger_read_{uuid.uuid4().hex[:8]}"
+    reuse = args.database is not None
+    name = args.database or f"ledger_read_{uuid.uuid4().hex[:8]}"
     url = database_url(args.admin_url, name)
     workdir = Path(tempfile.mkdtemp(prefix="ledger-read-bench-"))
-    with psycopg.connect(args.admin_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
+    if not reuse:
+        with psycopg.connect(args.admin_url, autocommit=True) as admin:
+            admin.execute(f'CREATE DATABASE "{name}"')
     server = None
     node = None
     try:
-        migrate(url)
-        opened = datetime.now(tz=UTC) - timedelta(days=2)
-        started = time.perf_counter()
-        generate(url, args.contributors, per_contributor_epoch_one, opened)
-        print(f"generated {args.contributors:,} contributors and {epoch_one_sessions:,} epoch-1 sessions in {time.perf_counter() - started:.0f} s")
-
-        settings = Settings(_env_file=None, emission_per_epoch=EMISSION, database_url=url)
-        factory = session_factory(url)
-        started = time.perf_counter()
-        with unit_of_work(factory) as db:
-            closed = close_epoch(db, settings=settings, now=datetime.now(tz=UTC) - timedelta(days=1), force=True)
-            build_epoch(db, closed.number)
-        print(f"closed and built epoch 1 in {time.perf_counter() - started:.0f} s")
-
-        remaining = max(args.sessions - epoch_one_sessions, 0)
-        started = time.perf_counter()
-        add_epoch_two_sessions(url, args.contributors, remaining, datetime.now(tz=UTC) - timedelta(hours=12))
-        print(f"added {remaining:,} epoch-2 sessions in {time.perf_counter() - started:.0f} s")
-
         node = start_anvil()
-        w3 = connect(node.url)
-        anchorer = node.accounts[0]
-        deployment = deploy_contracts(
-            w3, anchorer, admin=anchorer.address, anchorer=anchorer.address, guardian=anchorer.address,
-            emission_per_epoch=EMISSION, challenge_period=0,
-        )
+        if reuse:
+            deployment = deploy(node)
+            check_reused(url, args.contributors)
+            print(f"measuring on the kept database {name}")
+        else:
+            deployment = prepare(url, node, args.contributors, args.sessions, per_contributor_epoch_one)
         deployment_file = workdir / "deployment.json"
         deployment.save(deployment_file)
-        chain = ChainContext.open(node.url, deployment)
-        for _ in range(3):
-            drive_anchoring(factory, chain, anchorer, confirmations=1)
-        with psycopg.connect(url) as connection:
-            status = connection.execute("SELECT status FROM epochs WHERE number = 1").fetchone()[0]
-        if status != "active":
-            raise SystemExit(f"epoch 1 is {status} after anchoring, expected active")
-        print("epoch 1 anchored on anvil and active")
 
         addresses_file = workdir / "addresses.txt"
         addresses_file.write_text("\n".join(contributor_addresses(args.contributors)) + "\n")
@@ -225,8 +263,11 @@ def main() -> int:
             server.wait(timeout=20)
         if node is not None:
             node.stop()
-        with psycopg.connect(args.admin_url, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if args.keep_database or reuse:
+            print(f"kept database {name}: measure again with --database {name} --contributors {args.contributors}")
+        else:
+            with psycopg.connect(args.admin_url, autocommit=True) as admin:
+                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         shutil.rmtree(workdir, ignore_errors=True)
 
 

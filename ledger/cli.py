@@ -84,7 +84,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     with ExitStack() as stack:
         url = _database_url(settings, stack)
         _require_schema(url)
-        factory = session_factory(url)
+        factory = session_factory(url, settings.database_pool_size)
         with unit_of_work(factory) as db:
             ensure_open_epoch(db, settings=settings, now=datetime.now(tz=UTC))
             if settings.collector_api_key is not None:

@@ -91,6 +91,15 @@ class Settings(BaseSettings):
     public_rate_limit_burst: int = Field(
         default=60, gt=0, description="Requests one client address may send at once after being idle."
     )
+    database_pool_size: int = Field(
+        default=16,
+        gt=0,
+        le=200,
+        description=(
+            "Connections each API process keeps open to PostgreSQL; it runs at most this many "
+            "requests at once, so none waits for a connection or opens one of its own."
+        ),
+    )
 
     collector_api_key: SecretStr | None = Field(
         default=None, description="Bootstrap collector key, stored hashed at start."

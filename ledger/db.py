@@ -11,7 +11,7 @@ from functools import lru_cache
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from ledger import PROJECT_ROOT
@@ -29,20 +29,56 @@ def normalize_database_url(url: str) -> str:
     return url
 
 
+#: Connections an engine keeps open by default.
+DEFAULT_POOL_SIZE = 16
+
+#: Connections an engine may open beyond its pool for a burst, closed again when returned.
+#: PostgreSQL starts a process for each new connection, so more would cost more than waiting.
+POOL_OVERFLOW = 4
+
+
 @lru_cache(maxsize=8)
-def get_engine(url: str) -> Engine:
-    """Return a pooled engine for `url`, created once per process."""
+def get_engine(url: str, pool_size: int = DEFAULT_POOL_SIZE) -> Engine:
+    """Return a pooled engine for `url`, created once per process and pool size.
+
+    Connections are not pinged when taken from the pool: a ping is a round trip, and it cost
+    the public read routes a quarter of their throughput (docs/benchmarks.md). When the server
+    drops connections, the first statement on one fails with OperationalError (the API returns
+    503 with Retry-After) and SQLAlchemy then replaces every connection of the pool.
+    """
     return create_engine(
         normalize_database_url(url),
-        pool_size=10,
-        max_overflow=20,
-        pool_pre_ping=True,
+        pool_size=pool_size,
+        max_overflow=POOL_OVERFLOW,
     )
 
 
-def session_factory(url: str) -> sessionmaker[Session]:
+def session_factory(url: str, pool_size: int = DEFAULT_POOL_SIZE) -> sessionmaker[Session]:
     """Return a session factory bound to the engine for `url`."""
-    return sessionmaker(get_engine(url), expire_on_commit=False)
+    return sessionmaker(get_engine(url, pool_size), expire_on_commit=False)
+
+
+class ReadOnlySessionError(RuntimeError):
+    """A session from `read_only_factory` was asked to write."""
+
+
+def _refuse_flush(session: Session, flush_context: object, instances: object) -> None:
+    raise ReadOnlySessionError("a read-only session cannot write: use a session from the write factory")
+
+
+def read_only_factory(factory: sessionmaker[Session]) -> sessionmaker[Session]:
+    """Return a factory of autocommit sessions over the same engine and pool, for reads.
+
+    Each statement runs on its own, with no BEGIN or COMMIT around it, so a read made of one
+    statement costs one round trip and reads one snapshot. Flushing ORM changes raises
+    `ReadOnlySessionError`, so a read path cannot commit a write by accident.
+    """
+    engine = factory.kw.get("bind")
+    if engine is None:
+        return factory
+    read_factory = sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False)
+    event.listen(read_factory, "before_flush", _refuse_flush)
+    return read_factory
 
 
 @contextmanager

@@ -6,9 +6,17 @@ from dataclasses import dataclass, field
 from sqlalchemy import text
 from sqlalchemy.orm import Session as DbSession
 
-from ledger.epochs.trees import CLAIMS, CONTRIBUTIONS, claim_key, contribution_key, read_leaf, stored_leaf
+from ledger.epochs.trees import (
+    CLAIMS,
+    CONTRIBUTIONS,
+    NODES_PER_CHUNK,
+    checked_leaf,
+    claim_key,
+    contribution_key,
+    read_leaf,
+)
 from ledger.errors import NotFound
-from ledger.merkle import ClaimProof, ContributionProof
+from ledger.merkle import ClaimProof, ContributionProof, core
 from ledger.models import Session
 
 
@@ -41,88 +49,108 @@ class Earnings:
     active_epoch: int | None = None
 
 
-_SUMMARY_SQL = text(
+# Everything the earnings document needs, in one statement and so from one snapshot. It reads
+# whether the address is known, its points balance, what it claimed on chain and the latest
+# active and built epochs. It also builds a JSON array with one row per epoch in which the
+# address scored points, was allocated tokens or has an entitlement. Amounts go through JSON as strings so that no value
+# above 2^53 passes through a float. Every lookup is an index lookup on (contributor, epoch).
+_EARNINGS_SQL = text(
     """
     SELECT EXISTS (SELECT 1 FROM contributors WHERE address = :address) AS known,
            (SELECT balance FROM point_balances WHERE account = :address) AS balance,
            (SELECT max(cumulative_amount) FROM chain_claims WHERE account = :address) AS claimed,
            (SELECT max(number) FROM epochs WHERE status = 'active') AS active,
            (SELECT max(number) FROM epochs
-             WHERE status IN ('built', 'submitted', 'anchored', 'active')) AS latest_built
+             WHERE status IN ('built', 'submitted', 'anchored', 'active')) AS latest_built,
+           (SELECT json_agg(json_build_array(
+                       e.number, e.status, p.points::text, a.points::text, a.tokens::text,
+                       n.cumulative_amount::text)
+                   ORDER BY e.number)
+            FROM epochs e
+            LEFT JOIN (
+                SELECT epoch, sum(points) AS points FROM sessions
+                WHERE contributor = :address AND status = 'scored' AND epoch IS NOT NULL
+                GROUP BY epoch
+            ) p ON p.epoch = e.number
+            LEFT JOIN allocations a ON a.epoch = e.number AND a.contributor = :address
+            LEFT JOIN entitlements n ON n.epoch = e.number AND n.contributor = :address
+            WHERE p.epoch IS NOT NULL OR a.epoch IS NOT NULL OR n.epoch IS NOT NULL) AS epochs
     """
 )
 
-# One row per epoch in which the contributor scored points, was allocated tokens or has an
-# entitlement. Every join is an index lookup on (contributor, epoch).
-_EPOCHS_SQL = text(
-    """
-    SELECT e.number, e.status, p.points AS scored_points, a.points AS allocated_points, a.tokens,
-           n.cumulative_amount
-    FROM epochs e
-    LEFT JOIN (
-        SELECT epoch, sum(points) AS points FROM sessions
-        WHERE contributor = :address AND status = 'scored' AND epoch IS NOT NULL
-        GROUP BY epoch
-    ) p ON p.epoch = e.number
-    LEFT JOIN allocations a ON a.epoch = e.number AND a.contributor = :address
-    LEFT JOIN entitlements n ON n.epoch = e.number AND n.contributor = :address
-    WHERE p.epoch IS NOT NULL OR a.epoch IS NOT NULL OR n.epoch IS NOT NULL
-    ORDER BY e.number
-    """
-)
+
+def _integer(value: str | None) -> int | None:
+    return None if value is None else int(value)
 
 
 def earnings_of(db: DbSession, address: str) -> Earnings:
-    """Return the earnings of `address` (checksummed) with two queries.
+    """Return the earnings of `address` (checksummed) with one query.
 
     Raises:
         NotFound: when the address never submitted a session.
     """
-    summary = db.execute(_SUMMARY_SQL, {"address": address}).one()
-    if not summary.known:
+    row = db.execute(_EARNINGS_SQL, {"address": address}).one()
+    if not row.known:
         raise NotFound(f"contributor {address} not found: no session was ever submitted for it", code="contributor_not_found")
 
     epochs = []
     cumulative_by_epoch: dict[int, int] = {}
-    for row in db.execute(_EPOCHS_SQL, {"address": address}):
-        cumulative = None if row.cumulative_amount is None else int(row.cumulative_amount)
+    for number, status, scored_points, allocated_points, tokens, cumulative_text in row.epochs or ():
+        cumulative = _integer(cumulative_text)
         if cumulative is not None:
-            cumulative_by_epoch[row.number] = cumulative
-        allocated = row.allocated_points is not None
+            cumulative_by_epoch[number] = cumulative
+        allocated = allocated_points is not None
         epochs.append(
             EpochEarning(
-                epoch=row.number,
-                status=row.status,
-                points=int(row.allocated_points if allocated else row.scored_points or 0),
-                tokens=int(row.tokens) if allocated else 0,
+                epoch=number,
+                status=status,
+                points=int(allocated_points if allocated else scored_points or 0),
+                tokens=int(tokens) if allocated else 0,
                 cumulative_amount=cumulative,
             )
         )
 
-    cumulative = cumulative_by_epoch.get(summary.active, 0) if summary.active else 0
-    newest = cumulative_by_epoch.get(summary.latest_built, 0) if summary.latest_built else 0
-    claimed = int(summary.claimed or 0)
+    cumulative = cumulative_by_epoch.get(row.active, 0) if row.active else 0
+    newest = cumulative_by_epoch.get(row.latest_built, 0) if row.latest_built else 0
+    claimed = int(row.claimed or 0)
     return Earnings(
         address=address,
-        points_balance=int(summary.balance or 0),
+        points_balance=int(row.balance or 0),
         epochs=epochs,
         cumulative_amount=cumulative,
         pending_amount=max(newest - cumulative, 0),
         claimed=claimed,
         claimable=max(cumulative - claimed, 0),
-        active_epoch=summary.active,
+        active_epoch=row.active,
     )
 
 
-# The latest active epoch, the account's leaf in its claims tree, the tree's root and size, and
-# what the account claimed on chain, in one round trip.
+# The latest active epoch, the account's leaf in its claims tree, the tree's root and size, the
+# proof and what the account claimed on chain, in one statement. The proof is the sibling of
+# the leaf's node and of each ancestor below the root, in the @openzeppelin/merkle-tree layout
+# (node i has parent (i - 1) / 2; odd nodes are left children), read from the node chunks.
 _ACTIVE_CLAIM_SQL = text(
     """
-    SELECT a.number AS epoch, l.tree_index, l.value, t.root, t.leaf_count,
-           (SELECT max(cumulative_amount) FROM chain_claims WHERE account = :address) AS claimed
-    FROM (SELECT max(number) AS number FROM epochs WHERE status = 'active') AS a
-    LEFT JOIN merkle_leaves l ON l.epoch = a.number AND l.kind = :kind AND l.key = :key
-    LEFT JOIN merkle_trees t ON t.epoch = a.number AND t.kind = :kind
+    WITH RECURSIVE active AS (
+        SELECT max(number) AS number FROM epochs WHERE status = 'active'
+    ), leaf AS (
+        SELECT l.tree_index, l.value FROM merkle_leaves l, active
+        WHERE l.epoch = active.number AND l.kind = :kind AND l.key = :key
+    ), path(node, depth) AS (
+        SELECT tree_index, 0 FROM leaf
+        UNION ALL
+        SELECT (node - 1) / 2, depth + 1 FROM path WHERE node > 0
+    )
+    SELECT active.number AS epoch, leaf.tree_index, leaf.value, t.root, t.leaf_count,
+           (SELECT max(cumulative_amount) FROM chain_claims WHERE account = :address) AS claimed,
+           (SELECT array_agg(substring(c.nodes FROM (s.sibling % :per_chunk) * 32 + 1 FOR 32) ORDER BY s.depth)
+            FROM (SELECT depth, CASE WHEN node % 2 = 1 THEN node + 1 ELSE node - 1 END AS sibling
+                  FROM path WHERE node > 0) s
+            JOIN merkle_node_chunks c
+              ON c.epoch = active.number AND c.kind = :kind AND c.chunk = s.sibling / :per_chunk) AS proof
+    FROM active
+    LEFT JOIN leaf ON true
+    LEFT JOIN merkle_trees t ON t.epoch = active.number AND t.kind = :kind
     """
 )
 
@@ -131,26 +159,28 @@ def claim_proof_and_claimed(
     db: DbSession, address: str, *, distributor: str | None, chain_id: int | None
 ) -> tuple[ClaimProof, int]:
     """Return the proof of `address`'s cumulative amount in the latest active claims root, and
-    the cumulative amount it has claimed on chain, in two queries.
+    the cumulative amount it has claimed on chain, with one query.
 
     Raises:
         NotFound: when no claims root is active yet or the address has no entitlement in it.
+        MerkleInvariantError: when the stored nodes do not lead from the leaf to the root.
     """
     key = claim_key(address)
-    row = db.execute(_ACTIVE_CLAIM_SQL, {"address": address, "kind": CLAIMS, "key": key}).one()
+    row = db.execute(
+        _ACTIVE_CLAIM_SQL, {"address": address, "kind": CLAIMS, "key": key, "per_chunk": NODES_PER_CHUNK}
+    ).one()
     if row.epoch is None:
         raise NotFound("no claims root is active yet: wait for the first epoch to be anchored", code="no_active_epoch")
     if row.tree_index is None:
         raise NotFound(f"{address} has no entitlement in the active epoch {row.epoch}", code="no_entitlement")
-    leaf = stored_leaf(
-        db,
+    leaf = checked_leaf(
         row.epoch,
         CLAIMS,
         key,
-        tree_index=row.tree_index,
         value=bytes(row.value),
         root=bytes(row.root),
-        leaf_count=row.leaf_count,
+        proof=[bytes(node) for node in row.proof or ()],
+        expected_length=len(core.proof_indices(2 * row.leaf_count - 1, row.tree_index)),
     )
     proof = ClaimProof(
         epoch=row.epoch,

@@ -253,7 +253,21 @@ def stored_leaf(
     Raises:
         MerkleInvariantError: when the stored nodes do not lead from the leaf to the root.
     """
-    proof = read_nodes(db, epoch, kind, core.proof_indices(2 * leaf_count - 1, tree_index))
+    indices = core.proof_indices(2 * leaf_count - 1, tree_index)
+    proof = read_nodes(db, epoch, kind, indices)
+    return checked_leaf(epoch, kind, key, value=value, root=root, proof=proof, expected_length=len(indices))
+
+
+def checked_leaf(
+    epoch: int, kind: str, key: bytes, *, value: bytes, root: bytes, proof: Sequence[bytes], expected_length: int
+) -> StoredLeaf:
+    """Check a leaf's stored proof against `root` and return the leaf in its JSON form.
+
+    Raises:
+        MerkleInvariantError: when nodes are missing or do not lead from the leaf to the root.
+    """
+    if len(proof) != expected_length:
+        raise MerkleInvariantError(f"the {kind} tree of epoch {epoch} is missing nodes in storage")
     if core.process_proof(core.hash_encoded_leaves([value])[0], proof) != root:
         raise MerkleInvariantError(
             f"the stored proof of {kind} leaf 0x{key.hex()} in epoch {epoch} does not lead to the root"

@@ -5,9 +5,11 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import psycopg
 from eth_account import Account
 
 from tests.api.test_api import sign_in
+from tests.conftest import ADMIN_URL
 from tests.ledger.factories import session_payload
 
 
@@ -122,3 +124,24 @@ def test_request_log_omits_client_and_secrets(client, collector_key, settings, c
     assert not any(token in line for line in lines)
     assert not any(collector_key in line for line in lines)
     assert not any("testclient" in line for line in lines)
+
+
+def test_dropped_database_connections_answer_503_once(client, api_factory):
+    path = f"/v1/contributors/{Account.create().address}/earnings"
+    assert client.get(path).status_code == 404
+    engine = api_factory.kw["bind"]
+    with engine.connect() as connection:
+        database = connection.exec_driver_sql("SELECT current_database()").scalar_one()
+    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+        dropped = admin.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = %s", (database,)
+        ).fetchone()[0]
+    assert dropped >= 1
+
+    # Pooled connections are not pinged: the first request on a dropped one fails cleanly and
+    # the pool is replaced, so the client's retry succeeds.
+    failed = client.get(path)
+    assert failed.status_code == 503
+    assert failed.headers["Retry-After"] == "1"
+    assert failed.json()["error"]["code"] == "database_unavailable"
+    assert client.get(path).status_code == 404
