@@ -51,8 +51,13 @@ def ensure_contributor(db: Session, address: str) -> None:
 def ensure_contributors(db: Session, addresses: list[str]) -> None:
     """Create every missing contributor row in one statement."""
     if addresses:
-        rows = [{"address": address} for address in sorted(set(addresses))]
-        db.execute(insert(Contributor).values(rows).on_conflict_do_nothing())
+        db.execute(
+            text(
+                "INSERT INTO contributors (address) SELECT unnest(CAST(:addresses AS varchar[]))"
+                " ON CONFLICT (address) DO NOTHING"
+            ),
+            {"addresses": sorted(set(addresses))},
+        )
 
 
 def lock_keys(db: Session, namespace: str, keys: list[str]) -> None:
