@@ -2,6 +2,7 @@
 
 import logging
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -81,8 +82,10 @@ def install_error_handlers(app: FastAPI) -> None:
             error_body(code, message), status_code=error.status_code, headers=getattr(error, "headers", None)
         )
 
+    # COPY runs on psycopg directly, so its errors arrive without SQLAlchemy's wrapper.
     @app.exception_handler(OperationalError)
-    async def _database_down(request: Request, error: OperationalError) -> JSONResponse:
+    @app.exception_handler(psycopg.OperationalError)
+    async def _database_down(request: Request, error: Exception) -> JSONResponse:
         logger.error("api.database_unavailable path=%s", request.url.path)
         return JSONResponse(
             error_body("database_unavailable", "the database is unavailable: retry later"),

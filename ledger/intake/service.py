@@ -13,6 +13,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
+import psycopg
 from psycopg import errors as pg_errors
 from psycopg.types.json import Jsonb
 from sqlalchemy import select, text
@@ -23,7 +24,7 @@ from sqlalchemy.orm import sessionmaker
 
 from ledger.bulk import copy_rows
 from ledger.config import Settings
-from ledger.contributors.service import ensure_contributors, lock_contributors, lock_keys
+from ledger.contributors.service import ensure_contributors, lock_contributors
 from ledger.epochs.service import lock_open_epoch_shared, open_epoch_number
 from ledger.errors import Conflict, NotFound
 from ledger.intake.schemas import SessionResult, SessionSubmission
@@ -43,6 +44,9 @@ logger = logging.getLogger(__name__)
 RATE_WINDOW = timedelta(hours=1)
 #: Transient PostgreSQL failures after which the whole batch is retried from the start.
 RETRYABLE_ERRORS = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure)
+
+#: Unique constraints another batch may win a race for; the next attempt reads the stored row.
+RACED_CONSTRAINTS = frozenset({"pk_sessions", "pk_credited_content"})
 MAX_ATTEMPTS = 5
 
 
@@ -85,10 +89,10 @@ class _Pending:
 
 
 # The lookups of a batch start from the batch's own keys and probe an index once per key, each
-# through a LATERAL subquery that PostgreSQL cannot turn into a join. A plain `IN (...)` let the
-# planner scan the whole table while it was small, and once psycopg prepared the statement,
-# PostgreSQL kept that plan as the table grew (a fifth of the database's time in the intake
-# benchmark went to comparing addresses and hashes row by row).
+# through a LATERAL subquery that PostgreSQL cannot turn into a join. With a plain `IN (...)`,
+# the planner scanned the whole table while it was small. Once psycopg prepared the statement,
+# PostgreSQL kept that plan as the table grew: in the intake benchmark, a fifth of the
+# database's time went to comparing addresses and hashes row by row.
 _STORED_SESSION_IDS_SQL = text(
     """
     SELECT k.session_id FROM unnest(CAST(:ids AS uuid[])) AS k(session_id)
@@ -176,9 +180,11 @@ def submit_sessions(
     An item whose `session_id` is known with a different payload yields a `SessionConflict` in its
     place, and the other items are still processed. The same payload again yields the first result.
 
-    Locks are taken in phases (open epoch shared, contributors, session ids, content hashes),
-    each phase in key order, so every check below reads state no other batch can change before
-    this transaction ends.
+    The open epoch is locked in shared mode and the batch's contributors row by row, in address
+    order, so the consent, rate limit and daily cap checks read state no other batch can change
+    before this transaction ends. Session ids and content hashes are not locked: should another
+    batch store one of them first, the primary key of `sessions` or `credited_content` rejects
+    this transaction, and `submit_with_retry` runs the batch again to replay or reject it.
     """
     if not submissions:
         return []
@@ -188,7 +194,6 @@ def submit_sessions(
     ensure_contributors(db, contributors)
     lock_contributors(db, contributors)
     session_ids = [submission.session_id for submission in submissions]
-    lock_keys(db, "session", [str(session_id) for session_id in session_ids])
 
     stored_ids = list(db.scalars(_STORED_SESSION_IDS_SQL, {"ids": session_ids}))
     known = {}
@@ -261,7 +266,6 @@ def _reject_duplicate_content(db: DbSession, pending: list[_Pending]) -> None:
     if not accepted:
         return
     hashes = [item.submission.content_hash_bytes for item in accepted]
-    lock_keys(db, "content", [content_hash.hex() for content_hash in hashes])
     credited = {bytes(content_hash) for content_hash in db.scalars(_CREDITED_HASHES_SQL, {"hashes": hashes})}
     for item in accepted:
         content_hash = item.submission.content_hash_bytes
@@ -443,17 +447,25 @@ def _score(db: DbSession, items: list[_Pending], *, epoch: int) -> tuple[dict[uu
 
 
 def is_retryable(error: BaseException) -> bool:
-    """Return whether a database error is a deadlock or serialization failure worth a retry."""
-    return isinstance(error, DBAPIError) and isinstance(error.orig, RETRYABLE_ERRORS)
+    """Return whether a database error is worth running the batch again.
+
+    That is a deadlock, a serialization failure, or a session id or content hash that another
+    batch stored first. COPY raises psycopg's errors unwrapped, statements raise SQLAlchemy's.
+    """
+    cause = error.orig if isinstance(error, DBAPIError) else error
+    if isinstance(cause, RETRYABLE_ERRORS):
+        return True
+    return isinstance(cause, pg_errors.UniqueViolation) and cause.diag.constraint_name in RACED_CONSTRAINTS
 
 
 def submit_with_retry(
     factory: sessionmaker[DbSession], submissions: list[SessionSubmission], *, settings: Settings, now: datetime
 ) -> list[SessionResult | SessionConflict]:
-    """Run `submit_sessions` in its own transaction, retrying the batch on deadlock.
+    """Run `submit_sessions` in its own transaction, running the batch again when it lost a race.
 
-    Should PostgreSQL still abort a batch as a deadlock victim or on a serialization failure,
-    the batch is replayed from the start, at most MAX_ATTEMPTS times.
+    Should PostgreSQL abort a batch as a deadlock victim, on a serialization failure or because
+    another batch stored one of its sessions or content hashes first, the batch runs again from
+    the start, at most MAX_ATTEMPTS times. The next attempt replays what the other batch stored.
     """
     for attempt in range(1, MAX_ATTEMPTS + 1):
         with factory() as db:
@@ -461,9 +473,15 @@ def submit_with_retry(
                 outcomes = submit_sessions(db, submissions, settings=settings, now=now)
                 db.commit()
                 return outcomes
-            except DBAPIError as error:
+            except (DBAPIError, psycopg.Error) as error:
                 db.rollback()
                 if not is_retryable(error) or attempt == MAX_ATTEMPTS:
                     raise
-                logger.warning("intake.batch.retry attempt=%s error_type=%s", attempt, type(error.orig).__name__)
+                cause = error.orig if isinstance(error, DBAPIError) else error
+                logger.warning(
+                    "intake.batch.retry attempt=%s error_type=%s constraint=%s",
+                    attempt,
+                    type(cause).__name__,
+                    getattr(getattr(cause, "diag", None), "constraint_name", None),
+                )
     raise AssertionError("unreachable")

@@ -145,3 +145,17 @@ def test_dropped_database_connections_answer_503_once(client, api_factory):
     assert failed.headers["Retry-After"] == "1"
     assert failed.json()["error"]["code"] == "database_unavailable"
     assert client.get(path).status_code == 404
+
+
+def test_connection_lost_during_copy_is_503(client, collector_key, monkeypatch):
+    # COPY raises psycopg's own errors; a lost connection there is the same 503 as elsewhere.
+    def lose_connection(*args, **kwargs):
+        raise psycopg.OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr("api.sessions.submit_with_retry", lose_connection)
+    body = {"sessions": [session_payload(Account.create().address, datetime.now(tz=UTC) - timedelta(hours=1))]}
+
+    response = client.post("/v1/sessions/batch", json=body, headers={"X-API-Key": collector_key})
+
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "database_unavailable"

@@ -1,5 +1,6 @@
 """Concurrent intake and epoch close against PostgreSQL: never a double credit or allocation."""
 
+import logging
 import random
 import threading
 from collections import Counter
@@ -9,7 +10,7 @@ from sqlalchemy import func, select
 
 from ledger.db import unit_of_work
 from ledger.epochs.service import close_epoch, ensure_open_epoch
-from ledger.intake.service import SessionConflict, submit_with_retry
+from ledger.intake.service import SessionConflict, submit_sessions, submit_with_retry
 from ledger.journal.service import check_journal
 from ledger.models import Allocation, Epoch, EpochStatus, JournalEntry, Session
 from tests.ledger.factories import new_address, submission
@@ -71,6 +72,59 @@ def test_overlapping_batches_never_credit_twice(committing_factory, settings, no
     assert max(keys.values()) == 1
     assert max(credited_hashes.values()) == 1
     assert journal.ok
+
+
+def test_batch_that_loses_a_race_runs_again(committing_factory, settings, now, caplog):
+    caplog.set_level(logging.WARNING, logger="ledger.intake.service")
+    with unit_of_work(committing_factory) as db:
+        ensure_open_epoch(db, settings=settings, now=now - timedelta(hours=3))
+    item = submission(new_address(), now - timedelta(hours=2))
+    # Other contributors, so that no contributor lock orders the two batches.
+    same_content = submission(new_address(), now - timedelta(hours=2), content_hash=item.content_hash)
+    same_id = submission(new_address(), now - timedelta(hours=2), session_id=item.session_id)
+    outcomes = {}
+
+    def second_batch():
+        outcomes["second"] = submit_with_retry(committing_factory, [same_content, same_id], settings=settings, now=now)
+
+    # The first batch stores its rows and leaves its transaction open, so the second one passes
+    # its checks, waits on the primary keys, fails when the first commits and runs again.
+    with committing_factory() as first:
+        outcomes["first"] = submit_sessions(first, [item], settings=settings, now=now)
+        second = threading.Thread(target=second_batch)
+        second.start()
+        second.join(timeout=1)
+        assert second.is_alive()
+        first.commit()
+    second.join(timeout=30)
+
+    assert outcomes["first"][0].status == "scored"
+    duplicate, conflict = outcomes["second"]
+    assert duplicate.reason == "duplicate_content"
+    assert isinstance(conflict, SessionConflict)
+    assert "intake.batch.retry attempt=1 error_type=UniqueViolation" in caplog.text
+    with committing_factory() as db:
+        assert check_journal(db).ok
+
+
+def test_concurrent_batches_of_a_thousand(committing_factory, settings, now):
+    # One advisory lock per contributor, session and content hash took 3,000 of PostgreSQL's
+    # 6,400 shared lock slots per batch of this size, so a few such batches at once failed.
+    with unit_of_work(committing_factory) as db:
+        ensure_open_epoch(db, settings=settings, now=now - timedelta(hours=3))
+    batches = [
+        [submission(new_address(), now - timedelta(hours=2, seconds=index)) for index in range(1000)] for _ in range(6)
+    ]
+    outcomes: dict[int, list] = {}
+
+    errors = run_concurrently(
+        lambda index: outcomes.update({index: submit_with_retry(committing_factory, batches[index], settings=settings, now=now)}),
+        len(batches),
+    )
+
+    assert errors == []
+    assert all(result.status == "scored" for results in outcomes.values() for result in results)
+    assert sum(len(results) for results in outcomes.values()) == 6000
 
 
 def test_two_workers_close_epoch_once(committing_factory, settings, now):
