@@ -9,8 +9,10 @@ only the balance table, so they add table size without hours of generation.
 It then starts `ledger serve --workers 2` on a free 127.0.0.1 port and drives it with wrk (Debian
 package `wrk`, C, its own process) at --connections concurrent connections, for each route in
 turn: /healthz (a constant), /v1/contributors/{address}/earnings and /v1/claims/{address}, the
-address drawn at random per request from all contributors. It prints requests per second,
-latency percentiles, the ratio to the constant route and the targets, then drops the database.
+address drawn at random per request from all contributors. It does so twice: flat out, each
+client sending its next request as soon as a response arrives, and then with each client pausing
+--think-ms between requests. It prints requests per second, latency percentiles, the ratio to the
+constant route and the targets, then drops the database.
 
     .venv/bin/python bench/read_path.py                                # 1M contributors, 10M sessions
     .venv/bin/python bench/read_path.py --contributors 100000 --sessions 1000000
@@ -65,6 +67,15 @@ math.randomseed(%(seed)d)
 request = function()
   local address = addresses[math.random(#addresses)]
   return wrk.format("GET", string.format("%(template)s", address))
+end
+"""
+
+
+# wrk waits this long after each response before the connection sends its next request, so
+# each client behaves like a person or service that reads a result before asking again.
+LUA_THINK_TIME = """
+delay = function()
+  return %(think_ms)d
 end
 """
 
@@ -172,6 +183,12 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=50, help="concurrent clients (default 50)")
     parser.add_argument("--seconds", type=int, default=20, help="duration of each wrk run (default 20)")
     parser.add_argument("--workers", type=int, default=2, help="API worker processes (default 2)")
+    parser.add_argument(
+        "--think-ms",
+        type=int,
+        default=100,
+        help="also measure with each client pausing this long between requests (default 100; 0 skips it)",
+    )
     parser.add_argument("--admin-url", default=DEFAULT_ADMIN_URL, help="PostgreSQL URL allowed to create databases")
     parser.add_argument("--keep-database", action="store_true", help="leave the generated database for --database")
     parser.add_argument(
@@ -231,31 +248,36 @@ def main() -> int:
                 raise SystemExit(f"GET {path} returned {response.status_code}: {response.text[:300]}")
 
         routes = [
-            ("constant /healthz", None),
+            ("constant /healthz", "/healthz"),
             ("earnings", "/v1/contributors/%s/earnings"),
             ("claim payload", "/v1/claims/%s"),
         ]
-        results = {}
-        for label, template in routes:
-            script = None
-            if template is not None:
-                script = workdir / f"{label.replace(' ', '_')}.lua"
-                script.write_text(LUA_RANDOM_PATH % {"file": addresses_file, "seed": 7, "template": template})
-            target = f"{base}/healthz" if template is None else base
-            run_wrk(target, connections=args.connections, seconds=3, script=script)  # warm-up
-            results[label] = run_wrk(target, connections=args.connections, seconds=args.seconds, script=script)
-            figures = results[label]
-            print(
-                f"{label:<18} {figures['rps']:>9,.0f} req/s  p50 {figures['p50_ms']:6.1f} ms  "
-                f"p90 {figures['p90_ms']:6.1f} ms  p99 {figures['p99_ms']:6.1f} ms  non-2xx {figures['non_2xx']}"
-            )
+        passes = [("flat out", 0)] + ([(f"{args.think_ms} ms think time", args.think_ms)] if args.think_ms else [])
+        results: dict[tuple[str, str], dict] = {}
+        for mode, think_ms in passes:
+            print(f"-- {args.connections} clients, {mode}")
+            for label, template in routes:
+                script = workdir / f"{label.replace(' ', '_').replace('/', '')}_{think_ms}.lua"
+                script.write_text(
+                    LUA_RANDOM_PATH % {"file": addresses_file, "seed": 7, "template": template}
+                    + (LUA_THINK_TIME % {"think_ms": think_ms} if think_ms else "")
+                )
+                run_wrk(base, connections=args.connections, seconds=3, script=script)  # warm-up
+                figures = results[(mode, label)] = run_wrk(base, connections=args.connections, seconds=args.seconds, script=script)
+                print(
+                    f"{label:<18} {figures['rps']:>9,.0f} req/s  p50 {figures['p50_ms']:6.1f} ms  "
+                    f"p90 {figures['p90_ms']:6.1f} ms  p99 {figures['p99_ms']:6.1f} ms  non-2xx {figures['non_2xx']}"
+                )
 
-        constant = results["constant /healthz"]["rps"]
         print()
-        print("| route | req/s | ratio to constant (target >= 0.50) | p99 ms (target <= 50) |")
-        print("|---|---:|---:|---:|")
-        for label, figures in results.items():
-            print(f"| {label} | {figures['rps']:,.0f} | {figures['rps'] / constant:.2f} | {figures['p99_ms']:.1f} |")
+        print("| clients | route | req/s | ratio to constant (target >= 0.50) | p50 ms | p99 ms (target <= 50) |")
+        print("|---|---|---:|---:|---:|---:|")
+        for (mode, label), figures in results.items():
+            constant = results[(mode, "constant /healthz")]["rps"]
+            print(
+                f"| {args.connections}, {mode} | {label} | {figures['rps']:,.0f} | {figures['rps'] / constant:.2f} "
+                f"| {figures['p50_ms']:.1f} | {figures['p99_ms']:.1f} |"
+            )
         return 0 if all(f["non_2xx"] == 0 for f in results.values()) else 1
     finally:
         if server is not None:
