@@ -1,11 +1,8 @@
 """Application factory: routers under /v1, JSON errors, request ids and metrics."""
 
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
-import anyio.to_thread
 
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import FileResponse
@@ -14,6 +11,7 @@ from sqlalchemy.orm import Session as DbSession
 from sqlalchemy.orm import sessionmaker
 
 from api import auth, claims, contributors, deployment, epochs, health, relay, sessions
+from api.admission import AdmissionMiddleware
 from api.deps import AppState
 from api.errors import install_error_handlers
 from api.metrics import RequestContextMiddleware
@@ -51,16 +49,7 @@ def create_app(
     `public_rate_limit` applies per client address to the routes that need no credentials. Without
     it, the limit comes from the settings.
     """
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # Endpoints that are plain functions run in anyio's worker threads, 40 by default. With
-        # more threads than pooled connections, the extra ones would each open and close a
-        # PostgreSQL connection per request.
-        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.database_pool_size
-        yield
-
     app = FastAPI(
-        lifespan=lifespan,
         title="Contributor Ledger",
         version=__version__,
         description=(
@@ -71,11 +60,13 @@ def create_app(
     )
     app.state.ledger = AppState(settings=settings, factory=factory, read_factory=read_only_factory(factory), chain=chain)
     install_error_handlers(app)
-    # Starlette runs the middleware added last first: the request context, then the limits.
+    # Starlette runs the middleware added last first: the request context, the rate limits,
+    # then admission, so a rate-limited request is rejected without waiting for a slot.
     if public_rate_limit is None:
         public_rate_limit = RateLimit(
             per_minute=settings.public_rate_limit_per_minute, burst=settings.public_rate_limit_burst
         )
+    app.add_middleware(AdmissionMiddleware, pool_size=settings.database_pool_size)
     app.add_middleware(PublicRateLimitMiddleware, limit=public_rate_limit)
     app.add_middleware(RequestContextMiddleware)
 

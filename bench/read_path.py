@@ -155,7 +155,7 @@ def check_reused(url: str, contributors: int) -> None:
         count = connection.execute("SELECT count(*) FROM contributors").fetchone()[0]
         active = connection.execute("SELECT count(*) FROM epochs WHERE number = 1 AND status = 'active'").fetchone()[0]
     if count != contributors:
-        raise SystemExit(f"database holds {count:,} contributors but --contributors is {contributors:,}: pass --contributors {count}")
+        raise SystemExit(f"the kept database has {count:,} contributors, not {contributors:,}: pass --contributors {count}")
     if not active:
         raise SystemExit("epoch 1 of the kept database is not active: generate the data again without --database")
 

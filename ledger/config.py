@@ -96,8 +96,8 @@ class Settings(BaseSettings):
         gt=0,
         le=200,
         description=(
-            "Connections each API process keeps open to PostgreSQL; it runs at most this many "
-            "requests at once, so none waits for a connection or opens one of its own."
+            "Connections each API process keeps open to PostgreSQL. The process runs half as "
+            "many requests at once, as a request may hold two connections."
         ),
     )
 
