@@ -64,8 +64,8 @@ AddressPath = Annotated[
     ),
 ]
 DbDep = Annotated[DbSession, Depends(get_db, scope="function")]
-#: A session for public routes that only read: each statement is its own round trip, with no
-#: transaction around it, so such a route should read with one statement.
+#: A session for public routes that only read. Each statement runs on its own, with no transaction
+#: around it, so a route reads either with one statement or only rows that no longer change.
 ReadDbDep = Annotated[DbSession, Depends(get_read_db, scope="function")]
 NowDep = Annotated[datetime, Depends(utc_now)]
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run every benchmark in turn at its documented size and keep each output under bench-results/.
-# Takes about 25 minutes on a 2-core machine; needs PostgreSQL on 127.0.0.1:5432 and `wrk`.
+# Takes about 30 minutes on a 2-core machine; needs PostgreSQL on 127.0.0.1:5432 and `wrk`.
 # Pass --quick for small sizes (a few minutes) to check that the scripts work.
 set -uo pipefail
 cd "$(dirname "$0")/.."
