@@ -1,15 +1,20 @@
 """Public epoch endpoints: roots, totals, transaction hashes and claims tree dumps."""
 
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session as DbSession
+from sqlalchemy.orm import sessionmaker
 
-from api.deps import AdminDep, DbDep, NowDep, StateDep
+from api.deps import AdminDep, DbDep, NowDep, ReadDbDep, StateDep
 from api.documents import TreeDump
-from ledger.epochs.build import CLAIMS, build_epoch, epoch_tree_dump
+from ledger.epochs.build import CLAIMS, build_epoch, epoch_tree_dump_json
+from ledger.epochs.trees import tree_record
 from ledger.epochs.service import close_epoch, get_epoch
 from ledger.errors import NotFound
 from ledger.models import Epoch
@@ -98,13 +103,23 @@ def read_epoch(number: EpochNumber, db: DbDep) -> EpochView:
 
 
 @router.get("/{number}/claims-tree", response_model=TreeDump, responses=NUMBER_ERRORS)
-def read_claims_tree(number: EpochNumber, db: DbDep) -> dict:
-    """Return the epoch's claims tree in the `standard-v1` format `StandardMerkleTree.load` reads."""
+def read_claims_tree(number: EpochNumber, db: ReadDbDep, state: StateDep) -> StreamingResponse:
+    """Return the epoch's claims tree in the `standard-v1` format `StandardMerkleTree.load` reads.
+
+    The dump is streamed as it is read from storage, so a tree of a million leaves is never
+    held in memory whole.
+    """
     get_epoch(db, _check_number(number))
-    dump = epoch_tree_dump(db, number, CLAIMS)
-    if dump is None:
+    if tree_record(db, number, CLAIMS) is None:
         raise NotFound(f"epoch {number} has no claims tree: it is open or had no entitlements", code="tree_not_found")
-    return dump
+    return StreamingResponse(_claims_tree_json(state.factory, number), media_type="application/json")
+
+
+def _claims_tree_json(factory: sessionmaker[DbSession], number: int) -> Iterator[str]:
+    # The request's session is closed before the body is sent, and the leaves are read through
+    # a server-side cursor, which needs a transaction: the stream has its own session.
+    with factory() as db:
+        yield from epoch_tree_dump_json(db, number, CLAIMS)
 
 
 @router.post("/close", response_model=EpochView, responses={401: {"description": "Admin key required"}})

@@ -15,7 +15,6 @@ from ledger.epochs.trees import (
     fetch_columns,
     iter_dump_json,
     raw_connection,
-    tree_dump,
     use_bulk_work_mem,
     write_tree,
 )
@@ -24,7 +23,7 @@ from ledger.models import Epoch, EpochStatus
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CLAIMS", "CONTRIBUTIONS", "EMPTY_ROOT", "build_epoch", "compute_entitlements", "epoch_tree_dump"]
+__all__ = ["CLAIMS", "CONTRIBUTIONS", "EMPTY_ROOT", "build_epoch", "compute_entitlements", "epoch_tree_dump_json"]
 
 
 @dataclass(frozen=True)
@@ -205,15 +204,6 @@ def _contribution_leaves(db: DbSession, number: int) -> tuple[list[bytes], list[
             "hash or contributor of the wrong size: it cannot be a contributions tree leaf"
         )
     return keys, values
-
-
-def epoch_tree_dump(db: DbSession, number: int, kind: str) -> dict | None:
-    """Return the stored `standard-v1` dump of one of an epoch's trees, or None if it has none.
-
-    NOTE: this holds the whole dump as Python objects at once, which grows with the leaf count.
-    epoch_tree_dump_json yields the same dump as text, piece by piece.
-    """
-    return tree_dump(db, number, kind)
 
 
 def epoch_tree_dump_json(db: DbSession, number: int, kind: str) -> Iterator[str]:

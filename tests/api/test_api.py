@@ -7,6 +7,10 @@ from eth_account import Account
 from eth_account.messages import encode_defunct
 
 from ledger.auth.siwe import SiweMessage, format_timestamp
+from ledger.db import unit_of_work
+from ledger.epochs.build import build_epoch
+from ledger.epochs.service import close_epoch, ensure_open_epoch
+from ledger.merkle import StandardMerkleTree
 from tests.ledger.factories import session_payload
 
 
@@ -157,3 +161,26 @@ def test_proof_of_unknown_session_is_404(client):
     response = client.get(f"/v1/sessions/{uuid.uuid4()}/proof")
 
     assert response.status_code == 404
+
+
+def test_claims_tree_is_streamed_and_loads(client, api_factory, settings, collector_key):
+    now = datetime.now(tz=UTC)
+    contributors = [Account.create().address for _ in range(3)]
+    body = {"sessions": [session_payload(c, now - timedelta(hours=1)) for c in contributors]}
+    assert client.post("/v1/sessions/batch", json=body, headers={"X-API-Key": collector_key}).status_code == 200
+    with unit_of_work(api_factory) as db:
+        closed = close_epoch(db, settings=settings, now=now, force=True)
+        epoch = build_epoch(db, closed.number)
+        ensure_open_epoch(db, settings=settings, now=now)
+
+    response = client.get(f"/v1/epochs/{epoch.number}/claims-tree")
+    still_open = client.get(f"/v1/epochs/{epoch.number + 1}/claims-tree")
+
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    tree = StandardMerkleTree.load(response.json())
+    assert tree.root_bytes == epoch.claims_root
+    # Other tests of this module share the database, so the tree has their contributors too.
+    assert set(contributors) <= {tree.at(index)[0] for index in range(len(tree))}
+    assert still_open.status_code == 404
+    assert still_open.json()["error"]["code"] == "tree_not_found"

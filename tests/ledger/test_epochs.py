@@ -7,9 +7,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ledger.epochs.allocation import allocate
-from ledger.epochs.build import build_epoch, compute_entitlements, epoch_tree_dump
+from ledger.epochs.build import build_epoch, compute_entitlements
 from ledger.epochs.service import close_epoch, ensure_open_epoch
-from ledger.epochs.trees import read_leaf
+from ledger.epochs.trees import read_leaf, tree_dump
 from ledger.intake.service import submit_sessions
 from ledger.intake.withdrawal import withdraw_session
 from ledger.journal.service import balance_of, check_journal
@@ -110,7 +110,7 @@ def test_withdraw_after_close_debits_next_tree(db, settings, now, scored_epoch):
     second = close_epoch(db, settings=settings, now=now + timedelta(hours=2))
     built = build_epoch(db, second.number)
 
-    tree = StandardMerkleTree.load(epoch_tree_dump(db, second.number, "claims"))
+    tree = StandardMerkleTree.load(tree_dump(db, second.number, "claims"))
     amounts = {value[0]: int(value[1]) for _, value in tree.entries()}
     debit = db.query(EntitlementDebit).filter_by(session_id=items[0].session_id).one()
     assert earned > 0
