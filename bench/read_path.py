@@ -32,6 +32,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -160,6 +161,49 @@ def check_reused(url: str, contributors: int) -> None:
         raise SystemExit("epoch 1 of the kept database is not active: generate the data again without --database")
 
 
+def _largest_worker_rss_mib(server_pid: int) -> float:
+    """Return the resident memory of the largest API process of `ledger serve`, in MiB.
+
+    With several workers those are the children of `server_pid`; with one, it is the process.
+    """
+    largest = 0
+    children = Path(f"/proc/{server_pid}/task/{server_pid}/children").read_text().split()
+    for process in children or [str(server_pid)]:
+        status = Path(f"/proc/{process}/status").read_text()
+        largest = max(largest, int(re.search(r"^VmRSS:\s+(\d+) kB", status, re.MULTILINE).group(1)))
+    return largest / 1024
+
+
+def download_claims_tree(url: str, server_pid: int) -> dict:
+    """Download a claims-tree dump while a thread samples the API workers' memory every 20 ms."""
+    before = _largest_worker_rss_mib(server_pid)
+    samples = [before]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.02):
+            samples.append(_largest_worker_rss_mib(server_pid))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    size = 0
+    started = time.perf_counter()
+    try:
+        with httpx2.stream("GET", url, timeout=600) as response:
+            for piece in response.iter_bytes():
+                size += len(piece)
+    finally:
+        done.set()
+        sampler.join()
+    return {
+        "status": response.status_code,
+        "bytes": size,
+        "seconds": time.perf_counter() - started,
+        "rss_before_mib": before,
+        "rss_peak_mib": max(samples),
+    }
+
+
 def run_wrk(url: str, *, connections: int, seconds: int, script: Path | None) -> dict:
     """Run wrk against `url` and return requests per second, latency percentiles and errors."""
     command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "10s"]
@@ -278,7 +322,13 @@ def main() -> int:
                 f"| {args.connections}, {mode} | {label} | {figures['rps']:,.0f} | {figures['rps'] / constant:.2f} "
                 f"| {figures['p50_ms']:.1f} | {figures['p99_ms']:.1f} |"
             )
-        return 0 if all(f["non_2xx"] == 0 for f in results.values()) else 1
+
+        dump = download_claims_tree(f"{base}/v1/epochs/1/claims-tree", server.pid)
+        print(
+            f"\nclaims tree of epoch 1 over HTTP: {dump['bytes'] / 2**20:,.1f} MiB in {dump['seconds']:.1f} s, "
+            f"API worker memory {dump['rss_before_mib']:,.0f} MiB before, at most {dump['rss_peak_mib']:,.0f} MiB during"
+        )
+        return 0 if all(f["non_2xx"] == 0 for f in results.values()) and dump["status"] == 200 else 1
     finally:
         if server is not None:
             server.terminate()
