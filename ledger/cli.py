@@ -247,7 +247,11 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
     print(f"leaf {offline.leaf_hash}\nproof leads to {offline.computed_root}: {'matches' if offline.valid else 'DOES NOT match'} the document's root")
     if not args.rpc_url:
         return 0 if offline.valid else 1
-    result = verify_against_chain(document, rpc_url=args.rpc_url, distributor=args.distributor)
+    try:
+        result = verify_against_chain(document, rpc_url=args.rpc_url, distributor=args.distributor)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     print(f"on-chain root of epoch {document.epoch}: {result.chain_root} ({'matches' if result.root_on_chain else 'DOES NOT match'})")
     if result.contract_accepts is not None:
         print(f"contract verifyContribution: {result.contract_accepts}")
@@ -431,16 +435,41 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line and return its exit status."""
     args = build_parser().parse_args(argv)
     configure_logging(args.log_level)
-    from ledger.chain.errors import ChainIdMismatch  # noqa: PLC0415
+    from psycopg import errors as psycopg_errors  # noqa: PLC0415
+    from pydantic import ValidationError  # noqa: PLC0415
+    from sqlalchemy.exc import OperationalError, ProgrammingError  # noqa: PLC0415
+
+    from ledger.chain.errors import ChainError, ChainIdMismatch  # noqa: PLC0415
 
     try:
-        return args.handler(args, get_settings())
+        settings = get_settings()
+    except ValidationError as error:
+        for problem in error.errors():
+            name = "LEDGER_" + "_".join(str(part) for part in problem["loc"]).upper()
+            print(f"error: setting {name}={problem.get('input')!r} is invalid: {problem['msg']}", file=sys.stderr)
+        return 2
+    try:
+        return args.handler(args, settings)
     except KeyboardInterrupt:
         return 130
     except ChainIdMismatch as error:
         logger.error("chain.id_mismatch error=%s", error)
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except ChainError as error:
+        logger.error("cli.chain_failed error_type=%s", type(error).__name__)
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except OperationalError as error:
+        logger.error("cli.database_unreachable")
+        reason = str(error.orig).strip().splitlines()[0] if error.orig else "unknown"
+        print(f"error: cannot use the database: {reason}; check DATABASE_URL", file=sys.stderr)
+        return 2
+    except ProgrammingError as error:
+        if isinstance(getattr(error, "orig", None), psycopg_errors.UndefinedTable):
+            print("error: the database has no ledger schema: run `ledger migrate` first", file=sys.stderr)
+            return 2
+        raise
 
 
 if __name__ == "__main__":

@@ -50,3 +50,78 @@ def test_score_explain_rejects_non_uuid():
 
     assert completed.returncode == 2
     assert "'not-a-uuid' is not a UUID" in completed.stderr
+
+
+def _environment(**values):
+    return {"PATH": "/usr/bin:/bin", **values}
+
+
+def test_invalid_setting_names_its_variable():
+    completed = run_ledger("check", env=_environment(DATABASE_URL=ADMIN_URL, LEDGER_CONFIRMATIONS="abc"))
+
+    assert completed.returncode == 2
+    assert "LEDGER_CONFIRMATIONS='abc' is invalid" in completed.stderr
+    assert "Traceback" not in completed.stderr
+
+
+def test_check_on_unmigrated_database_says_migrate():
+    name = f"ledger_cli_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        completed = run_ledger("check", env=_environment(DATABASE_URL=_database_url(name)))
+    finally:
+        with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    assert completed.returncode == 2
+    assert "run `ledger migrate` first" in completed.stderr
+    assert "Traceback" not in completed.stderr
+
+
+def test_missing_database_is_named():
+    name = f"ledger_cli_absent_{uuid.uuid4().hex[:8]}"
+
+    completed = run_ledger("check", env=_environment(DATABASE_URL=_database_url(name)))
+
+    assert completed.returncode == 2
+    assert f'database "{name}" does not exist' in completed.stderr
+    assert "check DATABASE_URL" in completed.stderr
+
+
+def _proof_file(tmp_path, distributor=None):
+    from ledger.merkle import ContributionProof, contributions_tree  # noqa: PLC0415
+
+    entry = (uuid.uuid4(), bytes(range(32)), "0x52908400098527886E0F7030069857D2E4169EE7", 1500)
+    tree = contributions_tree([entry])
+    proof = ContributionProof(
+        epoch=1,
+        root=tree.root,
+        session_id=entry[0],
+        content_hash=entry[1],
+        contributor=entry[2],
+        points=entry[3],
+        proof=tuple(tree.proof(0)),
+        distributor=distributor,
+        chain_id=31337 if distributor else None,
+    )
+    path = tmp_path / "proof.json"
+    path.write_text(json.dumps(proof.to_dict()))
+    return path
+
+
+def test_verify_without_distributor_asks_for_one(tmp_path):
+    completed = run_ledger("verify", str(_proof_file(tmp_path)), "--rpc-url", "http://127.0.0.1:1")
+
+    assert completed.returncode == 2
+    assert "pass --distributor ADDRESS" in completed.stderr
+    assert "Traceback" not in completed.stderr
+
+
+def test_verify_with_unreachable_node_is_clear(tmp_path):
+    distributor = "0x" + "11" * 20
+    completed = run_ledger("verify", str(_proof_file(tmp_path, distributor)), "--rpc-url", "http://127.0.0.1:1")
+
+    assert completed.returncode == 2
+    assert completed.stderr.splitlines()[-1].startswith("error: ")
+    assert "Traceback" not in completed.stderr
