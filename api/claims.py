@@ -5,12 +5,11 @@ import uuid
 from fastapi import APIRouter
 from pydantic import BaseModel
 
-from api.deps import AddressPath, ReadDbDep, StateDep
+from api.deps import AddressPath, ReadDbDep, StateDep, require_chain
 from api.documents import ProofDocument
 from ledger.chain.calldata import claim_calldata
 from ledger.contributors.service import normalize_address
 from ledger.earnings.service import claim_proof_and_claimed, contribution_proof
-from ledger.errors import Unavailable
 
 router = APIRouter(tags=["proofs"])
 
@@ -39,10 +38,9 @@ class ClaimPayload(BaseModel):
 def get_claim_payload(address: AddressPath, db: ReadDbDep, state: StateDep) -> ClaimPayload:
     """Return the claim payload of an address against the latest active claims root."""
     account = normalize_address(address)
-    if state.chain is None:
-        raise Unavailable("the service has no chain configured: set RPC_URL and LEDGER_DEPLOYMENT_FILE")
-    distributor = state.chain.distributor
-    proof, claimed = claim_proof_and_claimed(db, account, distributor=distributor.address, chain_id=state.chain.chain_id)
+    chain = require_chain(state)
+    distributor = chain.distributor
+    proof, claimed = claim_proof_and_claimed(db, account, distributor=distributor.address, chain_id=chain.chain_id)
     calldata = claim_calldata(account, proof.cumulative_amount, list(proof.proof))
     return ClaimPayload(
         account=account,
@@ -53,7 +51,7 @@ def get_claim_payload(address: AddressPath, db: ReadDbDep, state: StateDep) -> C
         proof=list(proof.proof),
         root=proof.root,
         contract=distributor.address,
-        chain_id=state.chain.chain_id,
+        chain_id=chain.chain_id,
         calldata=calldata,
     )
 

@@ -3,8 +3,7 @@
 from fastapi import APIRouter
 from pydantic import BaseModel
 
-from api.deps import StateDep
-from ledger.errors import Unavailable
+from api.deps import StateDep, require_chain
 
 router = APIRouter(tags=["chain"])
 
@@ -31,14 +30,10 @@ class DeploymentView(BaseModel):
 )
 def get_deployment(state: StateDep) -> DeploymentView:
     """Return the chain id and the addresses of the distributor and the token."""
-    if state.chain is None:
-        raise Unavailable(
-            "the service has no chain configured: set RPC_URL and LEDGER_DEPLOYMENT_FILE",
-            code="chain_not_configured",
-        )
-    deployment = state.chain.deployment
+    chain = require_chain(state)
+    deployment = chain.deployment
     return DeploymentView(
-        chain_id=state.chain.chain_id,
+        chain_id=chain.chain_id,
         distributor=deployment.distributor_address,
         token=deployment.token_address,
         deploy_block=deployment.deploy_block,

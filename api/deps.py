@@ -13,6 +13,7 @@ from ledger.auth.keys import Scope
 from ledger.auth.service import authenticate_api_key, authenticate_token
 from ledger.chain.client import ChainContext
 from ledger.config import Settings
+from ledger.errors import Unavailable
 
 
 @dataclass
@@ -29,6 +30,19 @@ class AppState:
 def get_state(request: Request) -> AppState:
     """Return the application state set by `create_app`."""
     return request.app.state.ledger
+
+
+def require_chain(state: AppState) -> ChainContext:
+    """Return the chain connection, or raise a 503 that says how to configure one.
+
+    Raises:
+        Unavailable: with code `chain_not_configured` when the service runs without a chain.
+    """
+    if state.chain is None:
+        raise Unavailable(
+            "the service has no chain configured: set RPC_URL and LEDGER_DEPLOYMENT_FILE", code="chain_not_configured"
+        )
+    return state.chain
 
 
 def get_db(state: Annotated[AppState, Depends(get_state)]) -> Iterator[DbSession]:

@@ -3,12 +3,12 @@
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import DbDep, StateDep
+from api.deps import DbDep, StateDep, require_chain
 from ledger.chain.relayer import current_claim_nonce, load_relayer, relay_signed_claim
 from ledger.chain.signed_claims import SignedClaimRequest
 from ledger.contributors.service import normalize_address
 from ledger.earnings.service import claim_proof
-from ledger.errors import InvalidInput, Unavailable
+from ledger.errors import InvalidInput
 
 router = APIRouter(tags=["proofs"])
 
@@ -73,8 +73,7 @@ def _parse_signature(value: str) -> bytes:
 )
 def relay_claim(body: RelayRequest, db: DbDep, state: StateDep) -> RelayResponse:
     """Send a claim signed by the entitled account; the service's relayer pays the gas."""
-    if state.chain is None:
-        raise Unavailable("the service has no chain configured: set RPC_URL and LEDGER_DEPLOYMENT_FILE")
+    chain = require_chain(state)
     request = SignedClaimRequest(
         account=normalize_address(body.account),
         recipient=normalize_address(body.recipient),
@@ -84,7 +83,7 @@ def relay_claim(body: RelayRequest, db: DbDep, state: StateDep) -> RelayResponse
     )
     signature = _parse_signature(body.signature)
     relayer = load_relayer(state.settings)
-    relayed = relay_signed_claim(db, state.chain, relayer, request=request, signature=signature)
+    relayed = relay_signed_claim(db, chain, relayer, request=request, signature=signature)
     return RelayResponse(
         tx_hash=relayed.tx_hash,
         account=relayed.account,
@@ -107,9 +106,7 @@ def get_claim_typed_data(
     deadline: int | None = Query(default=None, ge=0, le=UINT256_MAX, description="Unix time in seconds (default one hour from now)."),
 ) -> dict:
     """Return the EIP-712 message to sign with `eth_signTypedData_v4` for POST /v1/claims/relay."""
-    if state.chain is None:
-        raise Unavailable("the service has no chain configured: set RPC_URL and LEDGER_DEPLOYMENT_FILE")
-    chain = state.chain
+    chain = require_chain(state)
     account = normalize_address(address)
     proof = claim_proof(db, account, distributor=chain.distributor.address, chain_id=chain.chain_id)
     request = SignedClaimRequest(

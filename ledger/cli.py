@@ -73,7 +73,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn  # noqa: PLC0415
 
     from api.app import create_app  # noqa: PLC0415
-    from ledger.auth.keys import Scope  # noqa: PLC0415
+    from ledger.auth.keys import InvalidApiKey, Scope  # noqa: PLC0415
     from ledger.auth.service import register_api_key  # noqa: PLC0415
     from ledger.db import session_factory, unit_of_work  # noqa: PLC0415
     from ledger.epochs.service import ensure_open_epoch  # noqa: PLC0415
@@ -88,7 +88,17 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         with unit_of_work(factory) as db:
             ensure_open_epoch(db, settings=settings, now=datetime.now(tz=UTC))
             if settings.collector_api_key is not None:
-                register_api_key(db, key=settings.collector_api_key.get_secret_value(), name="bootstrap collector", scope=Scope.sessions_write)
+                try:
+                    register_api_key(
+                        db, key=settings.collector_api_key.get_secret_value(), name="bootstrap collector", scope=Scope.sessions_write
+                    )
+                except InvalidApiKey as error:
+                    print(
+                        f"error: LEDGER_COLLECTOR_API_KEY is not an API key ({error}): "
+                        "create one with `ledger keys create --scope sessions_write`",
+                        file=sys.stderr,
+                    )
+                    return 2
         logger.info("serve.start host=%s port=%s workers=%s", args.host, args.port, args.workers)
         if args.workers > 1:
             os.environ["DATABASE_URL"] = url
@@ -440,6 +450,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from sqlalchemy.exc import OperationalError, ProgrammingError  # noqa: PLC0415
 
     from ledger.chain.errors import ChainError, ChainIdMismatch  # noqa: PLC0415
+    from ledger.errors import LedgerError  # noqa: PLC0415
 
     try:
         settings = get_settings()
@@ -458,6 +469,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except ChainError as error:
         logger.error("cli.chain_failed error_type=%s", type(error).__name__)
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except LedgerError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except OperationalError as error:

@@ -125,3 +125,16 @@ def test_verify_with_unreachable_node_is_clear(tmp_path):
     assert completed.returncode == 2
     assert completed.stderr.splitlines()[-1].startswith("error: ")
     assert "Traceback" not in completed.stderr
+
+
+def test_serve_rejects_malformed_collector_key():
+    from tests.conftest import migrated_database  # noqa: PLC0415
+
+    with migrated_database("ledger_cli_key") as url:
+        completed = run_ledger(
+            "serve", "--port", "1", env=_environment(DATABASE_URL=url, LEDGER_COLLECTOR_API_KEY="hello")
+        )
+
+    assert completed.returncode == 2
+    assert "LEDGER_COLLECTOR_API_KEY is not an API key" in completed.stderr
+    assert "hello" not in completed.stderr

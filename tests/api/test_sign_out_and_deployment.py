@@ -1,5 +1,6 @@
 """Sign-out ends a bearer token; the deployment record needs a chain."""
 
+import pytest
 from eth_account import Account
 
 from tests.api.test_api import sign_in
@@ -25,8 +26,12 @@ def test_sign_out_without_token_is_401(client):
     assert response.json()["error"]["code"] == "missing_token"
 
 
-def test_deployment_without_chain_is_503(client):
-    response = client.get("/v1/deployment")
+@pytest.mark.parametrize(
+    "path", ["/v1/deployment", "/v1/claims/0x52908400098527886E0F7030069857D2E4169EE7", "/v1/claims/0x52908400098527886E0F7030069857D2E4169EE7/typed-data"]
+)
+def test_chain_routes_without_chain_are_503(client, path):
+    response = client.get(path)
 
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "chain_not_configured"
+    assert "RPC_URL" in response.json()["error"]["message"]

@@ -57,3 +57,15 @@ def test_readme_commands_claim_and_verify(live_stack, tmp_path):
     assert "\nVALID\n" in output
     assert output.rstrip().endswith("true")
     assert live_stack.chain.token.functions.balanceOf(contributor.address).call() == int(expected)
+
+
+def test_readme_session_example_is_a_valid_submission():
+    from ledger.intake.schemas import SessionSubmission  # noqa: PLC0415
+
+    text = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+    match = re.search(r"/v1/sessions -H .*?-d '(\{.*?\})'", text, re.DOTALL)
+    assert match is not None, "README.md has no session example for POST /v1/sessions"
+
+    submission = SessionSubmission.model_validate_json(match.group(1))
+
+    assert submission.client_version == "extension/1.4.2"
