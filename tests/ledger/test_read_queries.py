@@ -4,7 +4,7 @@ import time
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import create_engine, text, update
+from sqlalchemy import text, update
 from sqlalchemy.orm import sessionmaker
 
 import ledger.earnings.service as earnings_service
@@ -18,17 +18,7 @@ from ledger.intake.service import submit_sessions
 from ledger.merkle import claims_tree
 from ledger.models import Entitlement, Epoch
 from ledger.models.contributor import Contributor
-from tests.conftest import migrated_database
 from tests.ledger.factories import new_address, submission
-
-
-@pytest.fixture(scope="module")
-def committing_factory():
-    """Sessions on a database of the module's own, whose commits are real."""
-    with migrated_database("ledger_read") as url:
-        engine = create_engine(url)
-        yield sessionmaker(engine, expire_on_commit=False)
-        engine.dispose()
 
 
 def _active_epoch(db, settings, now, contributors):
