@@ -42,6 +42,8 @@ def _require_schema(url: str) -> None:
     head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()
     with get_engine(url).connect() as connection:
         current = MigrationContext.configure(connection).get_current_revision()
+    if current is None:
+        raise SystemExit("error: the database has no ledger schema: run `ledger migrate` first")
     if current != head:
         raise SystemExit(f"error: the database schema is at revision {current}, not {head}: run `ledger migrate` first")
 
@@ -320,9 +322,17 @@ def cmd_policy_publish(args: argparse.Namespace, settings: Settings) -> int:
 
     try:
         rules = json.loads(Path(args.rules).read_text(encoding="utf-8"))
-        effective_from = datetime.fromisoformat(args.effective_from)
     except (OSError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: cannot read the rules {args.rules}: {error}", file=sys.stderr)
+        return 2
+    try:
+        effective_from = datetime.fromisoformat(args.effective_from)
+    except ValueError:
+        print(
+            f"error: --effective-from {args.effective_from!r} is not an RFC 3339 instant: "
+            "write it like 2027-01-01T00:00:00+00:00",
+            file=sys.stderr,
+        )
         return 2
     with ExitStack() as stack:
         factory = session_factory(_database_url(settings, stack))

@@ -138,3 +138,15 @@ def test_serve_rejects_malformed_collector_key():
     assert completed.returncode == 2
     assert "LEDGER_COLLECTOR_API_KEY is not an API key" in completed.stderr
     assert "hello" not in completed.stderr
+
+
+def test_policy_publish_names_a_bad_effective_from(tmp_path):
+    rules = tmp_path / "rules.json"
+    rules.write_text("{}")
+
+    completed = run_ledger(
+        "policy", "publish", str(rules), "--effective-from", "yesterday", env=_environment(DATABASE_URL=ADMIN_URL)
+    )
+
+    assert completed.returncode == 2
+    assert "--effective-from 'yesterday' is not an RFC 3339 instant" in completed.stderr
