@@ -1,6 +1,8 @@
 """Application factory: routers under /v1, JSON errors, request ids and metrics."""
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 
@@ -11,7 +13,7 @@ from sqlalchemy.orm import Session as DbSession
 from sqlalchemy.orm import sessionmaker
 
 from api import auth, claims, contributors, deployment, epochs, health, relay, sessions
-from api.admission import AdmissionMiddleware
+from api.admission import AdmissionMiddleware, admission_limit
 from api.deps import AppState
 from api.errors import install_error_handlers
 from api.metrics import RequestContextMiddleware
@@ -19,7 +21,7 @@ from api.ratelimit import PublicRateLimitMiddleware, RateLimit, document_rate_li
 from ledger import __version__
 from ledger.chain.client import ChainContext
 from ledger.config import Settings
-from ledger.db import read_only_factory
+from ledger.db import read_only_factory, read_pool
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +51,22 @@ def create_app(
     `public_rate_limit` applies per client address to the routes that need no credentials. Without
     it, the limit comes from the settings.
     """
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        pool = read_pool(factory, size=admission_limit(settings.database_pool_size))
+        if pool is None:
+            yield
+            return
+        await pool.open(wait=False)
+        app.state.ledger.read_pool = pool
+        try:
+            yield
+        finally:
+            app.state.ledger.read_pool = None
+            await pool.close()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="Contributor Ledger",
         version=__version__,
         description=(

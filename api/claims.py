@@ -5,11 +5,11 @@ import uuid
 from fastapi import APIRouter
 from pydantic import BaseModel
 
-from api.deps import AddressPath, ReadDbDep, StateDep, require_chain
+from api.deps import AddressPath, ReadDbDep, StateDep, read_with_pool, require_chain
 from api.documents import ProofDocument
 from ledger.chain.calldata import claim_calldata
 from ledger.contributors.service import normalize_address
-from ledger.earnings.service import claim_proof_and_claimed, contribution_proof
+from ledger.earnings.service import claim_proof_and_claimed_async, contribution_proof
 
 router = APIRouter(tags=["proofs"])
 
@@ -35,12 +35,17 @@ class ClaimPayload(BaseModel):
 
 
 @router.get("/claims/{address}", response_model=ClaimPayload, responses={**NOT_FOUND, 422: {"description": "Malformed address"}})
-def get_claim_payload(address: AddressPath, db: ReadDbDep, state: StateDep) -> ClaimPayload:
+async def get_claim_payload(address: AddressPath, state: StateDep) -> ClaimPayload:
     """Return the claim payload of an address against the latest active claims root."""
     account = normalize_address(address)
     chain = require_chain(state)
     distributor = chain.distributor
-    proof, claimed = claim_proof_and_claimed(db, account, distributor=distributor.address, chain_id=chain.chain_id)
+    proof, claimed = await read_with_pool(
+        state,
+        lambda connection: claim_proof_and_claimed_async(
+            connection, account, distributor=distributor.address, chain_id=chain.chain_id
+        ),
+    )
     calldata = claim_calldata(account, proof.cumulative_amount, list(proof.proof))
     return ClaimPayload(
         account=account,

@@ -5,9 +5,9 @@ from datetime import datetime
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict
 
-from api.deps import AddressPath, ContributorDep, DbDep, NowDep, ReadDbDep
+from api.deps import AddressPath, ContributorDep, DbDep, NowDep, StateDep, read_with_pool
 from ledger.contributors.service import normalize_address, set_sharing, sharing_at
-from ledger.earnings.service import earnings_of
+from ledger.earnings.service import earnings_of_async
 
 router = APIRouter(tags=["contributors"])
 
@@ -56,9 +56,10 @@ class SharingView(BaseModel):
     response_model=EarningsView,
     responses={404: {"description": "Unknown address"}, 422: {"description": "Malformed address"}},
 )
-def get_earnings(address: AddressPath, db: ReadDbDep) -> EarningsView:
+async def get_earnings(address: AddressPath, state: StateDep) -> EarningsView:
     """Return points, tokens per epoch, claimed and claimable amounts of an address."""
-    earnings = earnings_of(db, normalize_address(address))
+    account = normalize_address(address)
+    earnings = await read_with_pool(state, lambda connection: earnings_of_async(connection, account))
     return EarningsView(
         address=earnings.address,
         points_balance=earnings.points_balance,

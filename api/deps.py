@@ -1,11 +1,16 @@
 """Request dependencies: the database session, settings, the chain and credentials."""
 
-from collections.abc import Iterator
+import logging
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, TypeVar
+
+import psycopg
 
 from fastapi import Depends, Header, Path, Request
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
 from sqlalchemy.orm import Session as DbSession
 from sqlalchemy.orm import sessionmaker
 
@@ -14,6 +19,10 @@ from ledger.auth.service import authenticate_api_key, authenticate_token
 from ledger.chain.client import ChainContext
 from ledger.config import Settings
 from ledger.errors import Unavailable
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -25,10 +34,15 @@ class AppState:
     read_factory: sessionmaker[DbSession]
     """Autocommit sessions for routes that only read (see `ledger.db.read_only_factory`)."""
     chain: ChainContext | None
+    read_pool: AsyncConnectionPool | None = None
+    """Autocommit connections for the coroutine read routes, open while the app runs."""
 
 
-def get_state(request: Request) -> AppState:
-    """Return the application state set by `create_app`."""
+async def get_state(request: Request) -> AppState:
+    """Return the application state set by `create_app`.
+
+    A coroutine, so FastAPI runs it on the event loop instead of in a worker thread.
+    """
     return request.app.state.ledger
 
 
@@ -60,6 +74,28 @@ def get_read_db(state: Annotated[AppState, Depends(get_state)]) -> Iterator[DbSe
     """Yield an autocommit session that cannot flush, for routes that only read."""
     with state.read_factory() as db:
         yield db
+
+
+async def read_with_pool(state: AppState, read: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+    """Run `read` on a connection of the async read pool, once more if the connection was lost.
+
+    Pooled connections are not pinged. When the server has dropped them, the first read fails,
+    the pool checks its idle connections and replaces the broken ones, and the read runs again.
+
+    Raises:
+        Unavailable: while the app is starting or stopping and the pool is closed.
+    """
+    pool = state.read_pool
+    if pool is None:
+        raise Unavailable("the service is starting or stopping: retry")
+    try:
+        async with pool.connection() as connection:
+            return await read(connection)
+    except psycopg.OperationalError as error:
+        logger.warning("api.read_pool.connection_lost error_type=%s", type(error).__name__)
+        await pool.check()
+    async with pool.connection() as connection:
+        return await read(connection)
 
 
 def utc_now() -> datetime:

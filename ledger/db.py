@@ -11,6 +11,7 @@ from functools import lru_cache
 
 from alembic import command
 from alembic.config import Config
+from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -91,6 +92,21 @@ def unit_of_work(factory: sessionmaker[Session]) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+def read_pool(factory: sessionmaker[Session], *, size: int) -> AsyncConnectionPool | None:
+    """Return a closed pool of `size` autocommit async connections to the factory's database.
+
+    Coroutine routes read through it without a worker thread. Open it with `await pool.open()`
+    in the event loop that uses it. Returns None for a factory without an engine.
+    """
+    engine = factory.kw.get("bind")
+    if engine is None:
+        return None
+    conninfo = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    return AsyncConnectionPool(
+        conninfo, min_size=size, max_size=size, kwargs={"autocommit": True}, open=False, name="ledger-read"
+    )
 
 
 def alembic_config(url: str) -> Config:

@@ -1,9 +1,12 @@
 """Earnings, claimable amounts and proofs of contributors. All of it is public."""
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import text
+from psycopg import AsyncConnection
+from psycopg.rows import dict_row
 from sqlalchemy.orm import Session as DbSession
 
 from ledger.epochs.trees import (
@@ -54,11 +57,10 @@ class Earnings:
 # active and built epochs. It also builds a JSON array with one row per epoch in which the
 # address scored points, was allocated tokens or has an entitlement. Amounts go through JSON as strings so that no value
 # above 2^53 passes through a float. Every lookup is an index lookup on (contributor, epoch).
-_EARNINGS_SQL = text(
-    """
-    SELECT EXISTS (SELECT 1 FROM contributors WHERE address = :address) AS known,
-           (SELECT balance FROM point_balances WHERE account = :address) AS balance,
-           (SELECT max(cumulative_amount) FROM chain_claims WHERE account = :address) AS claimed,
+_EARNINGS_SQL = """
+    SELECT EXISTS (SELECT 1 FROM contributors WHERE address = %(address)s) AS known,
+           (SELECT balance FROM point_balances WHERE account = %(address)s) AS balance,
+           (SELECT max(cumulative_amount) FROM chain_claims WHERE account = %(address)s) AS claimed,
            (SELECT max(number) FROM epochs WHERE status = 'active') AS active,
            (SELECT max(number) FROM epochs
              WHERE status IN ('built', 'submitted', 'anchored', 'active')) AS latest_built,
@@ -69,14 +71,13 @@ _EARNINGS_SQL = text(
             FROM epochs e
             LEFT JOIN (
                 SELECT epoch, sum(points) AS points FROM sessions
-                WHERE contributor = :address AND status = 'scored' AND epoch IS NOT NULL
+                WHERE contributor = %(address)s AND status = 'scored' AND epoch IS NOT NULL
                 GROUP BY epoch
             ) p ON p.epoch = e.number
-            LEFT JOIN allocations a ON a.epoch = e.number AND a.contributor = :address
-            LEFT JOIN entitlements n ON n.epoch = e.number AND n.contributor = :address
+            LEFT JOIN allocations a ON a.epoch = e.number AND a.contributor = %(address)s
+            LEFT JOIN entitlements n ON n.epoch = e.number AND n.contributor = %(address)s
             WHERE p.epoch IS NOT NULL OR a.epoch IS NOT NULL OR n.epoch IS NOT NULL) AS epochs
-    """
-)
+"""
 
 
 def _integer(value: str | None) -> int | None:
@@ -89,13 +90,29 @@ def earnings_of(db: DbSession, address: str) -> Earnings:
     Raises:
         NotFound: when the address never submitted a session.
     """
-    row = db.execute(_EARNINGS_SQL, {"address": address}).one()
-    if not row.known:
+    row = db.connection().exec_driver_sql(_EARNINGS_SQL, {"address": address}).mappings().one()
+    return _earnings_from_row(address, row)
+
+
+async def earnings_of_async(connection: AsyncConnection, address: str) -> Earnings:
+    """Return the earnings of `address` (checksummed) with one query on an async connection.
+
+    Raises:
+        NotFound: when the address never submitted a session.
+    """
+    async with connection.cursor(row_factory=dict_row) as cursor:
+        await cursor.execute(_EARNINGS_SQL, {"address": address})
+        row = await cursor.fetchone()
+    return _earnings_from_row(address, row)
+
+
+def _earnings_from_row(address: str, row: Mapping[str, Any]) -> Earnings:
+    if not row["known"]:
         raise NotFound(f"contributor {address} not found: no session was ever submitted for it", code="contributor_not_found")
 
     epochs = []
     cumulative_by_epoch: dict[int, int] = {}
-    for number, status, scored_points, allocated_points, tokens, cumulative_text in row.epochs or ():
+    for number, status, scored_points, allocated_points, tokens, cumulative_text in row["epochs"] or ():
         cumulative = _integer(cumulative_text)
         if cumulative is not None:
             cumulative_by_epoch[number] = cumulative
@@ -110,18 +127,19 @@ def earnings_of(db: DbSession, address: str) -> Earnings:
             )
         )
 
-    cumulative = cumulative_by_epoch.get(row.active, 0) if row.active else 0
-    newest = cumulative_by_epoch.get(row.latest_built, 0) if row.latest_built else 0
-    claimed = int(row.claimed or 0)
+    active, latest_built = row["active"], row["latest_built"]
+    cumulative = cumulative_by_epoch.get(active, 0) if active else 0
+    newest = cumulative_by_epoch.get(latest_built, 0) if latest_built else 0
+    claimed = int(row["claimed"] or 0)
     return Earnings(
         address=address,
-        points_balance=int(row.balance or 0),
+        points_balance=int(row["balance"] or 0),
         epochs=epochs,
         cumulative_amount=cumulative,
         pending_amount=max(newest - cumulative, 0),
         claimed=claimed,
         claimable=max(cumulative - claimed, 0),
-        active_epoch=row.active,
+        active_epoch=active,
     )
 
 
@@ -129,30 +147,28 @@ def earnings_of(db: DbSession, address: str) -> Earnings:
 # proof and what the account claimed on chain, in one statement. The proof is the sibling of
 # the leaf's node and of each ancestor below the root, in the @openzeppelin/merkle-tree layout
 # (node i has parent (i - 1) / 2; odd nodes are left children), read from the node chunks.
-_ACTIVE_CLAIM_SQL = text(
-    """
+_ACTIVE_CLAIM_SQL = """
     WITH RECURSIVE active AS (
         SELECT max(number) AS number FROM epochs WHERE status = 'active'
     ), leaf AS (
         SELECT l.tree_index, l.value FROM merkle_leaves l, active
-        WHERE l.epoch = active.number AND l.kind = :kind AND l.key = :key
+        WHERE l.epoch = active.number AND l.kind = %(kind)s AND l.key = %(key)s
     ), path(node, depth) AS (
         SELECT tree_index, 0 FROM leaf
         UNION ALL
         SELECT (node - 1) / 2, depth + 1 FROM path WHERE node > 0
     )
     SELECT active.number AS epoch, leaf.tree_index, leaf.value, t.root, t.leaf_count,
-           (SELECT max(cumulative_amount) FROM chain_claims WHERE account = :address) AS claimed,
-           (SELECT array_agg(substring(c.nodes FROM (s.sibling % :per_chunk) * 32 + 1 FOR 32) ORDER BY s.depth)
-            FROM (SELECT depth, CASE WHEN node % 2 = 1 THEN node + 1 ELSE node - 1 END AS sibling
+           (SELECT max(cumulative_amount) FROM chain_claims WHERE account = %(address)s) AS claimed,
+           (SELECT array_agg(substring(c.nodes FROM (s.sibling %% %(per_chunk)s) * 32 + 1 FOR 32) ORDER BY s.depth)
+            FROM (SELECT depth, CASE WHEN node %% 2 = 1 THEN node + 1 ELSE node - 1 END AS sibling
                   FROM path WHERE node > 0) s
             JOIN merkle_node_chunks c
-              ON c.epoch = active.number AND c.kind = :kind AND c.chunk = s.sibling / :per_chunk) AS proof
+              ON c.epoch = active.number AND c.kind = %(kind)s AND c.chunk = s.sibling / %(per_chunk)s) AS proof
     FROM active
     LEFT JOIN leaf ON true
-    LEFT JOIN merkle_trees t ON t.epoch = active.number AND t.kind = :kind
+    LEFT JOIN merkle_trees t ON t.epoch = active.number AND t.kind = %(kind)s
     """
-)
 
 
 def claim_proof_and_claimed(
@@ -165,25 +181,47 @@ def claim_proof_and_claimed(
         NotFound: when no claims root is active yet or the address has no entitlement in it.
         MerkleInvariantError: when the stored nodes do not lead from the leaf to the root.
     """
-    key = claim_key(address)
-    row = db.execute(
-        _ACTIVE_CLAIM_SQL, {"address": address, "kind": CLAIMS, "key": key, "per_chunk": NODES_PER_CHUNK}
-    ).one()
-    if row.epoch is None:
+    row = db.connection().exec_driver_sql(_ACTIVE_CLAIM_SQL, _claim_parameters(address)).mappings().one()
+    return _claim_from_row(address, row, distributor=distributor, chain_id=chain_id)
+
+
+async def claim_proof_and_claimed_async(
+    connection: AsyncConnection, address: str, *, distributor: str | None, chain_id: int | None
+) -> tuple[ClaimProof, int]:
+    """Return what `claim_proof_and_claimed` returns, with one query on an async connection.
+
+    Raises:
+        NotFound: when no claims root is active yet or the address has no entitlement in it.
+        MerkleInvariantError: when the stored nodes do not lead from the leaf to the root.
+    """
+    async with connection.cursor(row_factory=dict_row) as cursor:
+        await cursor.execute(_ACTIVE_CLAIM_SQL, _claim_parameters(address))
+        row = await cursor.fetchone()
+    return _claim_from_row(address, row, distributor=distributor, chain_id=chain_id)
+
+
+def _claim_parameters(address: str) -> dict[str, Any]:
+    return {"address": address, "kind": CLAIMS, "key": claim_key(address), "per_chunk": NODES_PER_CHUNK}
+
+
+def _claim_from_row(
+    address: str, row: Mapping[str, Any], *, distributor: str | None, chain_id: int | None
+) -> tuple[ClaimProof, int]:
+    if row["epoch"] is None:
         raise NotFound("no claims root is active yet: wait for the first epoch to be anchored", code="no_active_epoch")
-    if row.tree_index is None:
-        raise NotFound(f"{address} has no entitlement in the active epoch {row.epoch}", code="no_entitlement")
+    if row["tree_index"] is None:
+        raise NotFound(f"{address} has no entitlement in the active epoch {row['epoch']}", code="no_entitlement")
     leaf = checked_leaf(
-        row.epoch,
+        row["epoch"],
         CLAIMS,
-        key,
-        value=bytes(row.value),
-        root=bytes(row.root),
-        proof=[bytes(node) for node in row.proof or ()],
-        expected_length=len(core.proof_indices(2 * row.leaf_count - 1, row.tree_index)),
+        claim_key(address),
+        value=bytes(row["value"]),
+        root=bytes(row["root"]),
+        proof=[bytes(node) for node in row["proof"] or ()],
+        expected_length=len(core.proof_indices(2 * row["leaf_count"] - 1, row["tree_index"])),
     )
     proof = ClaimProof(
-        epoch=row.epoch,
+        epoch=row["epoch"],
         root="0x" + leaf.root.hex(),
         account=leaf.value[0],
         cumulative_amount=int(leaf.value[1]),
@@ -191,7 +229,7 @@ def claim_proof_and_claimed(
         distributor=distributor,
         chain_id=chain_id,
     )
-    return proof, int(row.claimed or 0)
+    return proof, int(row["claimed"] or 0)
 
 
 def claim_proof(db: DbSession, address: str, *, distributor: str | None, chain_id: int | None) -> ClaimProof:

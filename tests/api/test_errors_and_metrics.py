@@ -126,9 +126,7 @@ def test_request_log_omits_client_and_secrets(client, collector_key, settings, c
     assert not any("testclient" in line for line in lines)
 
 
-def test_dropped_database_connections_answer_503_once(client, api_factory):
-    path = f"/v1/contributors/{Account.create().address}/earnings"
-    assert client.get(path).status_code == 404
+def _drop_connections(api_factory) -> None:
     engine = api_factory.kw["bind"]
     with engine.connect() as connection:
         database = connection.exec_driver_sql("SELECT current_database()").scalar_one()
@@ -138,6 +136,13 @@ def test_dropped_database_connections_answer_503_once(client, api_factory):
         ).fetchone()[0]
     assert dropped >= 1
 
+
+def test_dropped_database_connections_answer_503_once(client, api_factory):
+    path = f"/v1/sessions/{uuid.uuid4()}/proof"
+    assert client.get(path).status_code == 404
+
+    _drop_connections(api_factory)
+
     # Pooled connections are not pinged: the first request on a dropped one fails cleanly and
     # the pool is replaced, so the client's retry succeeds.
     failed = client.get(path)
@@ -145,6 +150,21 @@ def test_dropped_database_connections_answer_503_once(client, api_factory):
     assert failed.headers["Retry-After"] == "1"
     assert failed.json()["error"]["code"] == "database_unavailable"
     assert client.get(path).status_code == 404
+
+
+def test_async_read_survives_dropped_connections(client, api_factory, caplog):
+    path = f"/v1/contributors/{Account.create().address}/earnings"
+    assert client.get(path).status_code == 404
+
+    _drop_connections(api_factory)
+
+    # The coroutine routes check the pool and read again on a fresh connection.
+    response = client.get(path)
+    # The synchronous pool lost its connections too; later tests of the module need it fresh.
+    api_factory.kw["bind"].dispose()
+
+    assert response.status_code == 404
+    assert "api.read_pool.connection_lost" in caplog.text
 
 
 def test_connection_lost_during_copy_is_503(client, collector_key, monkeypatch):
