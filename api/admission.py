@@ -8,7 +8,9 @@ wait for a thread: every request then stops until the pool's 30-second timeout.
 
 Requests beyond the limit wait here, in the event loop, holding neither a thread nor a
 connection. A request uses at most two connections (its session, and for intake the batch's
-own transaction), so the limit is half the pool, and the threads are as many as the pool.
+own transaction), so the limit is half the pool, and the threads are as many as the pool. The
+coroutine read routes use the async read pool instead, which has one connection per admitted
+request (`api.app`).
 """
 
 import asyncio

@@ -97,7 +97,8 @@ class Settings(BaseSettings):
         le=200,
         description=(
             "Connections each API process keeps open to PostgreSQL. The process runs half as "
-            "many requests at once, as a request may hold two connections."
+            "many requests at once, as a request may hold two connections, and keeps as many "
+            "again for its async read routes."
         ),
     )
 
