@@ -5,7 +5,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
@@ -49,8 +48,10 @@ def create_app(
     """Build the API over an existing session factory and, if configured, a chain connection.
 
     `public_rate_limit` applies per client address to the routes that need no credentials. Without
-    it, the limit comes from the settings.
+    it, the limit comes from the settings. While the app runs, its lifespan keeps an async pool
+    of autocommit connections to the factory's database for the public read routes.
     """
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pool = read_pool(factory, size=admission_limit(settings.database_pool_size))

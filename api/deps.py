@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 from typing import Annotated, TypeVar
 
 import psycopg
-
 from fastapi import Depends, Header, Path, Request
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
