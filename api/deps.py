@@ -46,7 +46,7 @@ async def get_state(request: Request) -> AppState:
 
 
 def require_chain(state: AppState) -> ChainContext:
-    """Return the chain connection, or raise a 503 that says how to configure one.
+    """Return the chain connection, or raise a 503 that explains how to configure one.
 
     Raises:
         Unavailable: with code `chain_not_configured` when the service runs without a chain.

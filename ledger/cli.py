@@ -32,6 +32,10 @@ def _database_url(settings: Settings, stack: ExitStack) -> str:
     return url
 
 
+#: What the CLI prints when the configured database has no tables of the ledger yet.
+NO_SCHEMA_MESSAGE = "the database has no ledger schema: run `ledger migrate` first"
+
+
 def _require_schema(url: str) -> None:
     """Exit with a clear message when the database is not at the latest migration."""
     from alembic.runtime.migration import MigrationContext  # noqa: PLC0415
@@ -43,7 +47,7 @@ def _require_schema(url: str) -> None:
     with get_engine(url).connect() as connection:
         current = MigrationContext.configure(connection).get_current_revision()
     if current is None:
-        raise SystemExit("error: the database has no ledger schema: run `ledger migrate` first")
+        raise SystemExit(f"error: {NO_SCHEMA_MESSAGE}")
     if current != head:
         raise SystemExit(f"error: the database schema is at revision {current}, not {head}: run `ledger migrate` first")
 
@@ -491,7 +495,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except ProgrammingError as error:
         if isinstance(getattr(error, "orig", None), psycopg_errors.UndefinedTable):
-            print("error: the database has no ledger schema: run `ledger migrate` first", file=sys.stderr)
+            print(f"error: {NO_SCHEMA_MESSAGE}", file=sys.stderr)
             return 2
         raise
 

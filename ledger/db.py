@@ -63,7 +63,7 @@ class ReadOnlySessionError(RuntimeError):
     """A session from `read_only_factory` was asked to write."""
 
 
-def _refuse_flush(session: Session, flush_context: object, instances: object) -> None:
+def _reject_flush(session: Session, flush_context: object, instances: object) -> None:
     raise ReadOnlySessionError("a read-only session cannot write: use a session from the write factory")
 
 
@@ -78,7 +78,7 @@ def read_only_factory(factory: sessionmaker[Session]) -> sessionmaker[Session]:
     if engine is None:
         return factory
     read_factory = sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False)
-    event.listen(read_factory, "before_flush", _refuse_flush)
+    event.listen(read_factory, "before_flush", _reject_flush)
     return read_factory
 
 

@@ -56,7 +56,7 @@ def _environment(**values):
     return {"PATH": "/usr/bin:/bin", **values}
 
 
-def test_invalid_setting_names_its_variable():
+def test_invalid_setting_names_variable():
     completed = run_ledger("check", env=_environment(DATABASE_URL=ADMIN_URL, LEDGER_CONFIRMATIONS="abc"))
 
     assert completed.returncode == 2
@@ -64,7 +64,7 @@ def test_invalid_setting_names_its_variable():
     assert "Traceback" not in completed.stderr
 
 
-def test_check_on_unmigrated_database_says_migrate():
+def test_check_unmigrated_database():
     name = f"ledger_cli_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
@@ -79,7 +79,7 @@ def test_check_on_unmigrated_database_says_migrate():
     assert "Traceback" not in completed.stderr
 
 
-def test_missing_database_is_named():
+def test_check_missing_database():
     name = f"ledger_cli_absent_{uuid.uuid4().hex[:8]}"
 
     completed = run_ledger("check", env=_environment(DATABASE_URL=_database_url(name)))
@@ -110,7 +110,7 @@ def _proof_file(tmp_path, distributor=None):
     return path
 
 
-def test_verify_without_distributor_asks_for_one(tmp_path):
+def test_verify_missing_distributor(tmp_path):
     completed = run_ledger("verify", str(_proof_file(tmp_path)), "--rpc-url", "http://127.0.0.1:1")
 
     assert completed.returncode == 2
@@ -118,7 +118,7 @@ def test_verify_without_distributor_asks_for_one(tmp_path):
     assert "Traceback" not in completed.stderr
 
 
-def test_verify_with_unreachable_node_is_clear(tmp_path):
+def test_verify_unreachable_node(tmp_path):
     distributor = "0x" + "11" * 20
     completed = run_ledger("verify", str(_proof_file(tmp_path, distributor)), "--rpc-url", "http://127.0.0.1:1")
 
@@ -140,7 +140,7 @@ def test_serve_rejects_malformed_collector_key():
     assert "hello" not in completed.stderr
 
 
-def test_policy_publish_names_a_bad_effective_from(tmp_path):
+def test_policy_publish_invalid_effective_from(tmp_path):
     rules = tmp_path / "rules.json"
     rules.write_text("{}")
 

@@ -38,12 +38,12 @@ def test_limit_is_half_the_pool(pool_size, limit):
 
 def test_requests_beyond_the_limit_wait():
     running = 0
-    most = 0
+    max_running = 0
 
     async def endpoint(scope, receive, send):
-        nonlocal running, most
+        nonlocal running, max_running
         running += 1
-        most = max(most, running)
+        max_running = max(max_running, running)
         await asyncio.sleep(0.01)
         running -= 1
 
@@ -54,7 +54,7 @@ def test_requests_beyond_the_limit_wait():
 
     asyncio.run(main())
 
-    assert most == 3
+    assert max_running == 3
 
 
 def _free_port() -> int:
